@@ -1,0 +1,34 @@
+//! Vigil's data model, shared by every other crate. No I/O lives here.
+//!
+//! * [`Event`]: one piece of telemetry, kept as nested JSON with Elastic Common Schema (ECS)
+//!   field names so that custom fields survive untouched.
+//! * [`FieldLookup`]: how analyzers read fields (`event.get("process.name")`), independent of
+//!   the input format.
+//! * [`Finding`]: what an analyzer says about one or more events.
+//! * [`Incident`]: findings correlated by entity and time.
+#![warn(missing_docs)]
+
+mod event;
+mod finding;
+mod incident;
+pub mod metric_names;
+
+pub use event::{Event, EventError, FieldLookup, MAX_EVENT_ID_LEN};
+pub use finding::{Finding, FindingError, Severity, is_technique_id};
+pub use incident::{Incident, IncidentNote, IncidentStatus};
+
+/// Current time as an RFC 3339 UTC string with microsecond precision, the format Vigil
+/// writes for every timestamp it produces.
+pub fn now_rfc3339() -> String {
+    format_ts(chrono::Utc::now())
+}
+
+/// Formats a timestamp the way Vigil stores it (RFC 3339, UTC, microseconds, `Z`).
+pub fn format_ts(ts: chrono::DateTime<chrono::Utc>) -> String {
+    ts.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// A new time-ordered unique id (UUIDv7) as a string.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}

@@ -1,0 +1,31 @@
+//! Prometheus metric names, defined once. Every crate records metrics through these constants
+//! so that the Grafana dashboard and the docs have a single source of truth.
+
+/// Counter: events committed to the store.
+pub const EVENTS_INGESTED: &str = "vigil_events_ingested_total";
+/// Counter: events refused because the ingest queue was full (label `reason`).
+pub const EVENTS_REJECTED: &str = "vigil_events_rejected_total";
+/// Gauge: events waiting in the ingest queue for their commit.
+pub const INGEST_QUEUE_DEPTH: &str = "vigil_ingest_queue_depth";
+/// Histogram: seconds one group commit of events took in the store.
+pub const COMMIT_SECONDS: &str = "vigil_store_commit_seconds";
+/// Histogram: events per group commit.
+pub const COMMIT_BATCH_EVENTS: &str = "vigil_store_commit_batch_events";
+/// Gauge: committed events waiting for analysis.
+pub const ANALYSIS_QUEUE_DEPTH: &str = "vigil_analysis_queue_depth";
+/// Histogram: seconds one analyzer spent on one event (label `analyzer`).
+pub const ANALYZER_SECONDS: &str = "vigil_analyzer_seconds";
+/// Counter: analyzer panics caught by the worker pool (label `analyzer`).
+pub const ANALYZER_PANICS: &str = "vigil_analyzer_panics_total";
+/// Counter: findings produced (labels `analyzer`, `severity`).
+pub const FINDINGS: &str = "vigil_findings_total";
+/// Counter: HTTP responses (labels `method`, `route`, `status`).
+pub const HTTP_RESPONSES: &str = "vigil_http_responses_total";
+/// Histogram: HTTP request seconds (labels `method`, `route`).
+pub const HTTP_SECONDS: &str = "vigil_http_request_seconds";
+/// Gauge: connected WebSocket stream subscribers.
+pub const STREAM_SUBSCRIBERS: &str = "vigil_stream_subscribers";
+/// Counter: WebSocket subscribers dropped for falling behind.
+pub const STREAM_DROPPED: &str = "vigil_stream_dropped_total";
+/// Counter: events deleted by the retention task.
+pub const RETENTION_DELETED: &str = "vigil_retention_deleted_total";

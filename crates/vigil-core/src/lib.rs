@@ -32,3 +32,51 @@ pub fn format_ts(ts: chrono::DateTime<chrono::Utc>) -> String {
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
+
+/// What a credential may do. Higher roles include the lower ones' rights:
+/// `admin` ⊇ `agent`, `admin` ⊇ `viewer`; `agent` and `viewer` are disjoint
+/// (agents submit telemetry, viewers read it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Configuration, scripts, keys, and everything the other roles may do.
+    Admin,
+    /// Submit telemetry.
+    Agent,
+    /// Read events, findings, incidents.
+    Viewer,
+}
+
+impl Role {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Agent => "agent",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    /// Whether a holder of `self` may do what needs `required`.
+    pub fn allows(self, required: Role) -> bool {
+        self == Role::Admin || self == required
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "admin" => Ok(Role::Admin),
+            "agent" => Ok(Role::Agent),
+            "viewer" => Ok(Role::Viewer),
+            other => Err(format!("unknown role `{other}`: expected admin, agent or viewer")),
+        }
+    }
+}

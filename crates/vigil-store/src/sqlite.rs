@@ -1,0 +1,1004 @@
+//! The embedded default store: one SQLite file (`vigil.db`) under the data directory.
+//!
+//! One writer connection (every write is one transaction; the ingest pipeline groups many
+//! events into each), several read-only connections (WAL lets them read while the writer
+//! commits). Blocking SQLite calls run on tokio's blocking pool.
+
+use crate::{
+    Agent, ApiKey, DEFAULT_PAGE, EventQuery, FindingQuery, IncidentQuery, MAX_PAGE, ModelRecord,
+    Page, ScriptRecord, Store, StoreError,
+};
+use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, TimeZone, Utc};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params, params_from_iter};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use vigil_core::{Event, Finding, Incident, Role};
+
+/// How hard SQLite works to make a commit survive a power cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// fsync the WAL on every commit: an acknowledged event survives power loss.
+    #[default]
+    Full,
+    /// fsync only at checkpoints: an acknowledged event survives a crash of Vigil, not of
+    /// the machine. Faster on slow disks.
+    Normal,
+}
+
+/// Options for [`SqliteStore::open`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// Durability of commits.
+    pub synchronous: Synchronous,
+    /// Number of read-only connections.
+    pub readers: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            synchronous: Synchronous::Full,
+            readers: 4,
+        }
+    }
+}
+
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "vigil.db";
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE events (
+    seq  INTEGER PRIMARY KEY,
+    id   TEXT NOT NULL UNIQUE,
+    ts   INTEGER NOT NULL,
+    host TEXT,
+    doc  TEXT NOT NULL
+);
+CREATE INDEX events_ts ON events(ts, seq);
+CREATE INDEX events_host_ts ON events(host, ts, seq);
+CREATE TABLE event_categories (
+    category TEXT NOT NULL,
+    ts       INTEGER NOT NULL,
+    seq      INTEGER NOT NULL,
+    PRIMARY KEY (category, ts, seq)
+) WITHOUT ROWID;
+CREATE INDEX event_categories_ts ON event_categories(ts);
+
+CREATE TABLE findings (
+    seq      INTEGER PRIMARY KEY,
+    id       TEXT NOT NULL UNIQUE,
+    ts       INTEGER NOT NULL,
+    analyzer TEXT NOT NULL,
+    severity INTEGER NOT NULL,
+    host     TEXT,
+    doc      TEXT NOT NULL
+);
+CREATE INDEX findings_ts ON findings(ts, seq);
+CREATE INDEX findings_host_ts ON findings(host, ts, seq);
+CREATE INDEX findings_analyzer_ts ON findings(analyzer, ts, seq);
+CREATE TABLE finding_events (
+    event_id    TEXT NOT NULL,
+    finding_seq INTEGER NOT NULL,
+    PRIMARY KEY (event_id, finding_seq)
+) WITHOUT ROWID;
+
+CREATE TABLE incidents (
+    id       TEXT PRIMARY KEY,
+    updated  INTEGER NOT NULL,
+    status   TEXT NOT NULL,
+    severity INTEGER NOT NULL,
+    host     TEXT,
+    doc      TEXT NOT NULL
+);
+CREATE INDEX incidents_updated ON incidents(updated, id);
+CREATE INDEX incidents_status_updated ON incidents(status, updated, id);
+
+CREATE TABLE agents (
+    id         TEXT PRIMARY KEY,
+    host       TEXT,
+    first_seen INTEGER NOT NULL,
+    last_seen  INTEGER NOT NULL,
+    events     INTEGER NOT NULL
+);
+
+CREATE TABLE api_keys (
+    id         TEXT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    role       TEXT NOT NULL,
+    key_hash   TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+
+CREATE TABLE scripts (
+    name            TEXT NOT NULL,
+    version         INTEGER NOT NULL,
+    source          TEXT NOT NULL,
+    manifest        TEXT NOT NULL,
+    enabled         INTEGER NOT NULL,
+    disabled_reason TEXT,
+    created_at      TEXT NOT NULL,
+    PRIMARY KEY (name, version)
+);
+
+CREATE TABLE models (
+    name       TEXT NOT NULL,
+    version    INTEGER NOT NULL,
+    metrics    TEXT NOT NULL,
+    data       BLOB NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (name, version)
+);
+
+CREATE TABLE cache (
+    namespace TEXT NOT NULL,
+    key       TEXT NOT NULL,
+    value     BLOB NOT NULL,
+    expires   INTEGER,
+    PRIMARY KEY (namespace, key)
+) WITHOUT ROWID;
+CREATE INDEX cache_expires ON cache(expires) WHERE expires IS NOT NULL;
+"#];
+
+/// Rows deleted per transaction by retention, so the writer is never held for long.
+const DELETE_CHUNK: i64 = 5000;
+
+/// The embedded SQLite store. Cheap to clone.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .finish()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `dir`, and migrates its schema.
+    pub fn open(dir: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(DB_FILE);
+        let mut writer = Connection::open(&path)?;
+        writer.busy_timeout(Duration::from_secs(10))?;
+        let mode: String = writer.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Backend(format!(
+                "could not switch {} to WAL mode (got {mode})",
+                path.display()
+            )));
+        }
+        let sync = match options.synchronous {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        };
+        writer.execute_batch(&format!(
+            "PRAGMA synchronous={sync}; PRAGMA temp_store=MEMORY; PRAGMA foreign_keys=ON;"
+        ))?;
+        migrate(&mut writer)?;
+
+        let readers = (0..options.readers.max(1))
+            .map(|_| {
+                let conn = Connection::open_with_flags(
+                    &path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                conn.busy_timeout(Duration::from_secs(10))?;
+                Ok(Mutex::new(conn))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                writer: Mutex::new(writer),
+                readers,
+                next_reader: AtomicUsize::new(0),
+                path,
+            }),
+        })
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let i = inner.next_reader.fetch_add(1, Ordering::Relaxed) % inner.readers.len();
+            let conn = inner.readers[i]
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            f(&conn)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let supported = MIGRATIONS.len() as i64;
+    if current > supported {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            supported,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "applied store migration");
+    }
+    Ok(())
+}
+
+fn micros(ts: DateTime<Utc>) -> i64 {
+    ts.timestamp_micros()
+}
+
+fn from_micros(us: i64) -> String {
+    vigil_core::format_ts(Utc.timestamp_micros(us).single().unwrap_or_default())
+}
+
+fn parse_ts_micros(s: &str) -> i64 {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp_micros())
+        .unwrap_or(0)
+}
+
+fn severity_rank(s: vigil_core::Severity) -> i64 {
+    vigil_core::Severity::ALL
+        .iter()
+        .position(|x| *x == s)
+        .unwrap_or(0) as i64
+}
+
+/// Cursor: `(sort time, tiebreak key)` of the last row of a page, base64url-encoded.
+fn encode_cursor(ts: i64, key: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{ts}:{key}"))
+}
+
+fn decode_cursor(cursor: &str) -> Result<(i64, String), StoreError> {
+    let raw = URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| StoreError::BadCursor)?;
+    let raw = String::from_utf8(raw).map_err(|_| StoreError::BadCursor)?;
+    let (ts, key) = raw.split_once(':').ok_or(StoreError::BadCursor)?;
+    Ok((ts.parse().map_err(|_| StoreError::BadCursor)?, key.to_string()))
+}
+
+fn page_limit(limit: usize) -> usize {
+    if limit == 0 {
+        DEFAULT_PAGE
+    } else {
+        limit.min(MAX_PAGE)
+    }
+}
+
+/// Appends the shared time-range, cursor, order and limit clauses of a paged query.
+struct Paged<'a> {
+    sql: String,
+    args: Vec<SqlValue>,
+    ts_col: &'a str,
+    key_col: &'a str,
+    key_is_int: bool,
+}
+
+impl Paged<'_> {
+    fn filter(&mut self, clause: &str, value: SqlValue) {
+        self.sql.push_str(" AND ");
+        self.sql.push_str(clause);
+        self.args.push(value);
+    }
+
+    fn finish(
+        mut self,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(String, Vec<SqlValue>), StoreError> {
+        if let Some(s) = since {
+            let clause = format!("{} >= ?", self.ts_col);
+            self.filter(&clause, SqlValue::Integer(micros(s)));
+        }
+        if let Some(u) = until {
+            let clause = format!("{} < ?", self.ts_col);
+            self.filter(&clause, SqlValue::Integer(micros(u)));
+        }
+        if let Some(c) = cursor {
+            let (ts, key) = decode_cursor(c)?;
+            let key = if self.key_is_int {
+                SqlValue::Integer(key.parse().map_err(|_| StoreError::BadCursor)?)
+            } else {
+                SqlValue::Text(key)
+            };
+            self.sql.push_str(&format!(
+                " AND ({}, {}) < (?, ?)",
+                self.ts_col, self.key_col
+            ));
+            self.args.push(SqlValue::Integer(ts));
+            self.args.push(key);
+        }
+        self.sql.push_str(&format!(
+            " ORDER BY {} DESC, {} DESC LIMIT ?",
+            self.ts_col, self.key_col
+        ));
+        self.args.push(SqlValue::Integer(limit as i64 + 1));
+        Ok((self.sql, self.args))
+    }
+}
+
+/// Runs a paged query whose rows are `(ts, key, doc)` and decodes each doc.
+fn run_paged<T>(
+    conn: &Connection,
+    sql: &str,
+    args: Vec<SqlValue>,
+    limit: usize,
+    decode: impl Fn(&str) -> Result<T, StoreError>,
+) -> Result<Page<T>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(params_from_iter(args))?;
+    let mut items = Vec::new();
+    let mut last_key = None;
+    let mut more = false;
+    while let Some(row) = rows.next()? {
+        if items.len() == limit {
+            more = true;
+            break;
+        }
+        let ts: i64 = row.get(0)?;
+        let key: SqlValue = row.get(1)?;
+        let doc: String = row.get(2)?;
+        items.push(decode(&doc)?);
+        last_key = Some((
+            ts,
+            match key {
+                SqlValue::Integer(i) => i.to_string(),
+                SqlValue::Text(s) => s,
+                _ => return Err(StoreError::Corrupt("page key".into())),
+            },
+        ));
+    }
+    let next = match (more, last_key) {
+        (true, Some((ts, key))) => Some(encode_cursor(ts, &key)),
+        _ => None,
+    };
+    Ok(Page { items, next })
+}
+
+fn decode_event(doc: &str) -> Result<Event, StoreError> {
+    serde_json::from_str(doc)
+        .map(Event::from_stored)
+        .map_err(|e| StoreError::Corrupt(format!("event: {e}")))
+}
+
+fn decode_json<T: serde::de::DeserializeOwned>(what: &str, doc: &str) -> Result<T, StoreError> {
+    serde_json::from_str(doc).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+fn encode_json<T: Serialize>(what: &str, value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+struct EventRow {
+    id: String,
+    ts: i64,
+    host: Option<String>,
+    agent: Option<String>,
+    categories: Vec<String>,
+    doc: String,
+}
+
+fn now_micros() -> i64 {
+    micros(Utc::now())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert_events(&self, events: &[Event]) -> Result<Vec<bool>, StoreError> {
+        let rows = events
+            .iter()
+            .map(|e| {
+                Ok(EventRow {
+                    id: e.id().to_string(),
+                    ts: micros(e.timestamp()),
+                    host: e.host_name().map(str::to_string),
+                    agent: e.agent_id().map(str::to_string),
+                    categories: e.categories().map(str::to_string).collect(),
+                    doc: encode_json("event", e)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            let mut inserted = Vec::with_capacity(rows.len());
+            let mut agents: HashMap<&str, (Option<&str>, i64)> = HashMap::new();
+            {
+                let mut ins = tx.prepare_cached(
+                    "INSERT INTO events(id, ts, host, doc) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(id) DO NOTHING",
+                )?;
+                let mut cat = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO event_categories(category, ts, seq) VALUES (?1, ?2, ?3)",
+                )?;
+                for row in &rows {
+                    let new = ins.execute(params![row.id, row.ts, row.host, row.doc])? == 1;
+                    inserted.push(new);
+                    if !new {
+                        continue;
+                    }
+                    let seq = tx.last_insert_rowid();
+                    for c in &row.categories {
+                        cat.execute(params![c, row.ts, seq])?;
+                    }
+                    if let Some(agent) = &row.agent {
+                        let entry = agents.entry(agent).or_insert((None, 0));
+                        entry.1 += 1;
+                        if row.host.is_some() {
+                            entry.0 = row.host.as_deref();
+                        }
+                    }
+                }
+                let mut up = tx.prepare_cached(
+                    "INSERT INTO agents(id, host, first_seen, last_seen, events)
+                     VALUES (?1, ?2, ?3, ?3, ?4)
+                     ON CONFLICT(id) DO UPDATE SET
+                        host = coalesce(excluded.host, host),
+                        last_seen = max(last_seen, excluded.last_seen),
+                        events = events + excluded.events",
+                )?;
+                let now = now_micros();
+                for (id, (host, n)) in agents {
+                    up.execute(params![id, host, now, n])?;
+                }
+            }
+            tx.commit()?;
+            Ok(inserted)
+        })
+        .await
+    }
+
+    async fn get_event(&self, id: &str) -> Result<Option<Event>, StoreError> {
+        let id = id.to_string();
+        self.read(move |conn| {
+            let doc: Option<String> = conn
+                .prepare_cached("SELECT doc FROM events WHERE id = ?1")?
+                .query_row([id], |r| r.get(0))
+                .optional()?;
+            doc.as_deref().map(decode_event).transpose()
+        })
+        .await
+    }
+
+    async fn query_events(&self, q: &EventQuery) -> Result<Page<Event>, StoreError> {
+        let q = q.clone();
+        let limit = page_limit(q.limit);
+        self.read(move |conn| {
+            let mut p = match &q.category {
+                Some(cat) => Paged {
+                    sql: "SELECT c.ts, c.seq, e.doc FROM event_categories c
+                          JOIN events e ON e.seq = c.seq WHERE c.category = ?"
+                        .into(),
+                    args: vec![SqlValue::Text(cat.clone())],
+                    ts_col: "c.ts",
+                    key_col: "c.seq",
+                    key_is_int: true,
+                },
+                None => Paged {
+                    sql: "SELECT e.ts, e.seq, e.doc FROM events e WHERE 1 = 1".into(),
+                    args: vec![],
+                    ts_col: "e.ts",
+                    key_col: "e.seq",
+                    key_is_int: true,
+                },
+            };
+            if let Some(host) = &q.host {
+                p.filter("e.host = ?", SqlValue::Text(host.clone()));
+            }
+            let (sql, args) = p.finish(q.since, q.until, q.cursor.as_deref(), limit)?;
+            run_paged(conn, &sql, args, limit, decode_event)
+        })
+        .await
+    }
+
+    async fn delete_events_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        let cutoff = micros(cutoff);
+        let mut total = 0u64;
+        loop {
+            let n = self
+                .write(move |conn| {
+                    let tx = conn.transaction()?;
+                    let n = tx.execute(
+                        "DELETE FROM events WHERE seq IN
+                           (SELECT seq FROM events WHERE ts < ?1 ORDER BY ts LIMIT ?2)",
+                        params![cutoff, DELETE_CHUNK],
+                    )?;
+                    tx.execute(
+                        "DELETE FROM event_categories WHERE (category, ts, seq) IN
+                           (SELECT category, ts, seq FROM event_categories WHERE ts < ?1 LIMIT ?2)",
+                        params![cutoff, DELETE_CHUNK * 4],
+                    )?;
+                    tx.commit()?;
+                    Ok(n as u64)
+                })
+                .await?;
+            total += n;
+            if n < DELETE_CHUNK as u64 {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn count_events(&self) -> Result<u64, StoreError> {
+        self.read(|conn| {
+            let n: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn insert_findings(&self, findings: &[Finding]) -> Result<(), StoreError> {
+        let rows = findings
+            .iter()
+            .map(|f| {
+                Ok((
+                    f.id.clone(),
+                    parse_ts_micros(&f.timestamp),
+                    f.analyzer.clone(),
+                    severity_rank(f.severity),
+                    f.host_name.clone(),
+                    encode_json("finding", f)?,
+                    f.event_ids.clone(),
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            {
+                let mut ins = tx.prepare_cached(
+                    "INSERT INTO findings(id, ts, analyzer, severity, host, doc)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(id) DO NOTHING",
+                )?;
+                let mut link = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO finding_events(event_id, finding_seq) VALUES (?1, ?2)",
+                )?;
+                for (id, ts, analyzer, sev, host, doc, event_ids) in &rows {
+                    if ins.execute(params![id, ts, analyzer, sev, host, doc])? == 1 {
+                        let seq = tx.last_insert_rowid();
+                        for e in event_ids {
+                            link.execute(params![e, seq])?;
+                        }
+                    }
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_finding(&self, id: &str) -> Result<Option<Finding>, StoreError> {
+        let id = id.to_string();
+        self.read(move |conn| {
+            let doc: Option<String> = conn
+                .prepare_cached("SELECT doc FROM findings WHERE id = ?1")?
+                .query_row([id], |r| r.get(0))
+                .optional()?;
+            doc.map(|d| decode_json("finding", &d)).transpose()
+        })
+        .await
+    }
+
+    async fn query_findings(&self, q: &FindingQuery) -> Result<Page<Finding>, StoreError> {
+        let q = q.clone();
+        let limit = page_limit(q.limit);
+        self.read(move |conn| {
+            let mut p = match &q.event_id {
+                Some(event_id) => Paged {
+                    sql: "SELECT f.ts, f.seq, f.doc FROM finding_events l
+                          JOIN findings f ON f.seq = l.finding_seq WHERE l.event_id = ?"
+                        .into(),
+                    args: vec![SqlValue::Text(event_id.clone())],
+                    ts_col: "f.ts",
+                    key_col: "f.seq",
+                    key_is_int: true,
+                },
+                None => Paged {
+                    sql: "SELECT f.ts, f.seq, f.doc FROM findings f WHERE 1 = 1".into(),
+                    args: vec![],
+                    ts_col: "f.ts",
+                    key_col: "f.seq",
+                    key_is_int: true,
+                },
+            };
+            if let Some(host) = &q.host {
+                p.filter("f.host = ?", SqlValue::Text(host.clone()));
+            }
+            if let Some(a) = &q.analyzer {
+                p.filter("f.analyzer = ?", SqlValue::Text(a.clone()));
+            }
+            if let Some(s) = q.min_severity {
+                p.filter("f.severity >= ?", SqlValue::Integer(severity_rank(s)));
+            }
+            let (sql, args) = p.finish(q.since, q.until, q.cursor.as_deref(), limit)?;
+            run_paged(conn, &sql, args, limit, |d| decode_json("finding", d))
+        })
+        .await
+    }
+
+    async fn upsert_incident(&self, incident: &Incident) -> Result<(), StoreError> {
+        let row = (
+            incident.id.clone(),
+            parse_ts_micros(&incident.updated_at),
+            incident.status.as_str(),
+            severity_rank(incident.severity),
+            incident.host_name.clone(),
+            encode_json("incident", incident)?,
+        );
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO incidents(id, updated, status, severity, host, doc)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(id) DO UPDATE SET updated = excluded.updated,
+                    status = excluded.status, severity = excluded.severity,
+                    host = excluded.host, doc = excluded.doc",
+            )?
+            .execute(params![row.0, row.1, row.2, row.3, row.4, row.5])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_incident(&self, id: &str) -> Result<Option<Incident>, StoreError> {
+        let id = id.to_string();
+        self.read(move |conn| {
+            let doc: Option<String> = conn
+                .prepare_cached("SELECT doc FROM incidents WHERE id = ?1")?
+                .query_row([id], |r| r.get(0))
+                .optional()?;
+            doc.map(|d| decode_json("incident", &d)).transpose()
+        })
+        .await
+    }
+
+    async fn query_incidents(&self, q: &IncidentQuery) -> Result<Page<Incident>, StoreError> {
+        let q = q.clone();
+        let limit = page_limit(q.limit);
+        self.read(move |conn| {
+            let mut p = Paged {
+                sql: "SELECT i.updated, i.id, i.doc FROM incidents i WHERE 1 = 1".into(),
+                args: vec![],
+                ts_col: "i.updated",
+                key_col: "i.id",
+                key_is_int: false,
+            };
+            if let Some(st) = q.status {
+                p.filter("i.status = ?", SqlValue::Text(st.as_str().into()));
+            }
+            if let Some(host) = &q.host {
+                p.filter("i.host = ?", SqlValue::Text(host.clone()));
+            }
+            if let Some(s) = q.min_severity {
+                p.filter("i.severity >= ?", SqlValue::Integer(severity_rank(s)));
+            }
+            let (sql, args) = p.finish(q.since, q.until, q.cursor.as_deref(), limit)?;
+            run_paged(conn, &sql, args, limit, |d| decode_json("incident", d))
+        })
+        .await
+    }
+
+    async fn list_agents(&self) -> Result<Vec<Agent>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, host, first_seen, last_seen, events FROM agents ORDER BY last_seen DESC",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(Agent {
+                    id: r.get(0)?,
+                    host_name: r.get(1)?,
+                    first_seen: from_micros(r.get(2)?),
+                    last_seen: from_micros(r.get(3)?),
+                    events: r.get::<_, i64>(4)? as u64,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn create_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        let key = key.clone();
+        self.write(move |conn| {
+            let res = conn.execute(
+                "INSERT INTO api_keys(id, name, role, key_hash, created_at, revoked_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    key.id,
+                    key.name,
+                    key.role.as_str(),
+                    key.key_hash,
+                    key.created_at,
+                    key.revoked_at
+                ],
+            );
+            match res {
+                Ok(_) => Ok(()),
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    Err(StoreError::Conflict(format!("api key {}", key.id)))
+                }
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+    }
+
+    async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        let hash = key_hash.to_string();
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT id, name, role, key_hash, created_at, revoked_at FROM api_keys
+                 WHERE key_hash = ?1 AND revoked_at IS NULL",
+            )?
+            .query_row([hash], api_key_row)
+            .optional()?
+            .transpose()
+        })
+        .await
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, name, role, key_hash, created_at, revoked_at FROM api_keys
+                 ORDER BY created_at",
+            )?;
+            let rows = stmt.query_map([], api_key_row)?;
+            rows.map(|r| r?).collect()
+        })
+        .await
+    }
+
+    async fn revoke_api_key(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.write(move |conn| {
+            let n = conn.execute(
+                "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+                params![id, vigil_core::now_rfc3339()],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn put_script(&self, s: &ScriptRecord) -> Result<(), StoreError> {
+        let s = s.clone();
+        let manifest = encode_json("script manifest", &s.manifest)?;
+        self.write(move |conn| {
+            let res = conn.execute(
+                "INSERT INTO scripts(name, version, source, manifest, enabled, disabled_reason, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![s.name, s.version, s.source, manifest, s.enabled, s.disabled_reason, s.created_at],
+            );
+            match res {
+                Ok(_) => Ok(()),
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    Err(StoreError::Conflict(format!("script {} version {}", s.name, s.version)))
+                }
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+    }
+
+    async fn list_scripts(&self) -> Result<Vec<ScriptRecord>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT name, version, source, manifest, enabled, disabled_reason, created_at
+                 FROM scripts ORDER BY name, version",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, bool>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, String>(6)?,
+                ))
+            })?;
+            rows.map(|r| {
+                let (name, version, source, manifest, enabled, disabled_reason, created_at) = r?;
+                Ok(ScriptRecord {
+                    name,
+                    version,
+                    source,
+                    manifest: decode_json("script manifest", &manifest)?,
+                    enabled,
+                    disabled_reason,
+                    created_at,
+                })
+            })
+            .collect()
+        })
+        .await
+    }
+
+    async fn set_script_enabled(
+        &self,
+        name: &str,
+        enabled: bool,
+        reason: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let (name, reason) = (name.to_string(), reason.map(str::to_string));
+        self.write(move |conn| {
+            let n = conn.execute(
+                "UPDATE scripts SET enabled = ?2, disabled_reason = ?3 WHERE name = ?1",
+                params![name, enabled, if enabled { None } else { reason }],
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn put_model(&self, m: &ModelRecord) -> Result<(), StoreError> {
+        let m = m.clone();
+        let metrics = encode_json("model metrics", &m.metrics)?;
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT OR REPLACE INTO models(name, version, metrics, data, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![m.name, m.version, metrics, m.data, m.created_at],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn latest_model(&self, name: &str) -> Result<Option<ModelRecord>, StoreError> {
+        let name = name.to_string();
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT name, version, metrics, data, created_at FROM models
+                 WHERE name = ?1 ORDER BY version DESC LIMIT 1",
+            )?
+            .query_row([name], model_row)
+            .optional()?
+            .transpose()
+        })
+        .await
+    }
+
+    async fn list_models(&self) -> Result<Vec<ModelRecord>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT name, version, metrics, x'', created_at FROM models
+                 ORDER BY created_at DESC, name, version DESC",
+            )?;
+            let rows = stmt.query_map([], model_row)?;
+            rows.map(|r| r?).collect()
+        })
+        .await
+    }
+
+    async fn cache_get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let (ns, key) = (namespace.to_string(), key.to_string());
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT value FROM cache WHERE namespace = ?1 AND key = ?2
+                     AND (expires IS NULL OR expires > ?3)",
+                )?
+                .query_row(params![ns, key, now_micros()], |r| r.get(0))
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn cache_put(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        let (ns, key, value) = (namespace.to_string(), key.to_string(), value.to_vec());
+        let expires = ttl.map(|t| now_micros().saturating_add(t.as_micros() as i64));
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO cache(namespace, key, value, expires) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(namespace, key) DO UPDATE SET value = excluded.value,
+                    expires = excluded.expires",
+            )?
+            .execute(params![ns, key, value, expires])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn cache_purge_expired(&self) -> Result<u64, StoreError> {
+        self.write(|conn| {
+            let n = conn.execute(
+                "DELETE FROM cache WHERE expires IS NOT NULL AND expires <= ?1",
+                [now_micros()],
+            )?;
+            Ok(n as u64)
+        })
+        .await
+    }
+}
+
+fn api_key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<ApiKey, StoreError>> {
+    let role: String = r.get(2)?;
+    let Ok(role) = role.parse::<Role>() else {
+        return Ok(Err(StoreError::Corrupt(format!("api key role `{role}`"))));
+    };
+    Ok(Ok(ApiKey {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        role,
+        key_hash: r.get(3)?,
+        created_at: r.get(4)?,
+        revoked_at: r.get(5)?,
+    }))
+}
+
+fn model_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<ModelRecord, StoreError>> {
+    let (name, version, metrics, data, created_at): (String, i64, String, Vec<u8>, String) =
+        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
+    Ok(
+        decode_json("model metrics", &metrics).map(|metrics| ModelRecord {
+            name,
+            version,
+            metrics,
+            data,
+            created_at,
+        }),
+    )
+}

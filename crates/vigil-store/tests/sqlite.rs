@@ -1,0 +1,264 @@
+//! The SQLite store against a real database file.
+
+use chrono::{TimeZone, Utc};
+use serde_json::json;
+use std::time::Duration;
+use vigil_core::{Event, Finding, Incident, IncidentStatus, Role, Severity};
+use vigil_store::*;
+
+fn open(dir: &tempfile::TempDir) -> SqliteStore {
+    SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap()
+}
+
+fn event(ts_secs: i64, host: &str, category: &str) -> Event {
+    let ts = Utc.timestamp_opt(1_800_000_000 + ts_secs, 0).unwrap();
+    Event::from_input(
+        json!({"@timestamp": vigil_core::format_ts(ts), "host.name": host,
+               "event.category": category, "agent.id": format!("agent-{host}")}),
+        Utc::now(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn insert_is_idempotent_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let events: Vec<Event> = (0..10).map(|i| event(i, "h1", "process")).collect();
+    let first = store.insert_events(&events).await.unwrap();
+    assert!(first.iter().all(|n| *n));
+    let again = store.insert_events(&events[..3]).await.unwrap();
+    assert_eq!(again, vec![false, false, false]);
+    assert_eq!(store.count_events().await.unwrap(), 10);
+    drop(store);
+
+    let store = open(&dir);
+    assert_eq!(store.count_events().await.unwrap(), 10);
+    let got = store.get_event(events[4].id()).await.unwrap().unwrap();
+    assert_eq!(got, events[4]);
+    assert!(store.get_event("missing").await.unwrap().is_none());
+    let agents = store.list_agents().await.unwrap();
+    assert_eq!(agents.len(), 1);
+    assert_eq!(agents[0].events, 10, "duplicates must not count twice");
+    assert_eq!(agents[0].host_name.as_deref(), Some("h1"));
+}
+
+#[tokio::test]
+async fn cursor_pagination_walks_every_event_once_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    // Several events share a timestamp, so the tiebreak must work.
+    let events: Vec<Event> = (0..57)
+        .map(|i| event(i / 3, if i % 2 == 0 { "a" } else { "b" }, if i % 3 == 0 { "network" } else { "process" }))
+        .collect();
+    store.insert_events(&events).await.unwrap();
+
+    let mut seen = Vec::new();
+    let mut q = EventQuery { limit: 10, ..Default::default() };
+    loop {
+        let page = store.query_events(&q).await.unwrap();
+        seen.extend(page.items.iter().map(|e| e.id().to_string()));
+        match page.next {
+            Some(n) => q.cursor = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 57);
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 57);
+
+    let page = store
+        .query_events(&EventQuery { limit: 1000, ..Default::default() })
+        .await
+        .unwrap();
+    let ts: Vec<_> = page.items.iter().map(|e| e.timestamp()).collect();
+    assert!(ts.windows(2).all(|w| w[0] >= w[1]), "newest first");
+
+    let host_a = store
+        .query_events(&EventQuery { host: Some("a".into()), limit: 1000, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(host_a.items.len(), 29);
+    assert!(host_a.items.iter().all(|e| e.host_name() == Some("a")));
+
+    let net_a = store
+        .query_events(&EventQuery {
+            host: Some("a".into()),
+            category: Some("network".into()),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(net_a.items.len(), 10);
+
+    let since = Utc.timestamp_opt(1_800_000_000 + 10, 0).unwrap();
+    let until = Utc.timestamp_opt(1_800_000_000 + 12, 0).unwrap();
+    let window = store
+        .query_events(&EventQuery { since: Some(since), until: Some(until), limit: 1000, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(window.items.len(), 6);
+
+    let bad = store
+        .query_events(&EventQuery { cursor: Some("not a cursor!".into()), ..Default::default() })
+        .await;
+    assert!(matches!(bad, Err(StoreError::BadCursor)));
+}
+
+#[tokio::test]
+async fn retention_deletes_only_old_events_and_their_category_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let events: Vec<Event> = (0..12_000).map(|i| event(i, "h", "process")).collect();
+    store.insert_events(&events).await.unwrap();
+    let cutoff = Utc.timestamp_opt(1_800_000_000 + 11_000, 0).unwrap();
+    assert_eq!(store.delete_events_before(cutoff).await.unwrap(), 11_000);
+    assert_eq!(store.count_events().await.unwrap(), 1_000);
+    let by_cat = store
+        .query_events(&EventQuery { category: Some("process".into()), limit: 1000, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(by_cat.items.len(), 1000);
+    assert!(by_cat.next.is_none());
+}
+
+#[tokio::test]
+async fn findings_filters_and_event_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let ev = event(0, "h1", "process");
+    let findings = vec![
+        Finding::new("a", 10.0, "low one").about(&ev),
+        Finding::new("b", 95.0, "critical one").about(&ev),
+        Finding::new("a", 75.0, "high one"),
+    ];
+    store.insert_findings(&findings).await.unwrap();
+    store.insert_findings(&findings).await.unwrap();
+    let all = store.query_findings(&FindingQuery::default()).await.unwrap();
+    assert_eq!(all.items.len(), 3);
+    let high = store
+        .query_findings(&FindingQuery { min_severity: Some(Severity::High), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(high.items.len(), 2);
+    let of_event = store
+        .query_findings(&FindingQuery { event_id: Some(ev.id().into()), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(of_event.items.len(), 2);
+    let by_a = store
+        .query_findings(&FindingQuery { analyzer: Some("a".into()), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(by_a.items.len(), 2);
+    assert_eq!(store.get_finding(&findings[1].id).await.unwrap().unwrap(), findings[1]);
+}
+
+#[tokio::test]
+async fn incidents_upsert_and_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let now = vigil_core::now_rfc3339();
+    let mut inc = Incident {
+        id: vigil_core::new_id(),
+        title: "t".into(),
+        status: IncidentStatus::Open,
+        severity: Severity::High,
+        score: 80.0,
+        entity: "host:h1".into(),
+        host_name: Some("h1".into()),
+        first_seen: now.clone(),
+        last_seen: now.clone(),
+        finding_ids: vec![],
+        techniques: vec![],
+        assignee: None,
+        notes: vec![],
+        created_at: now.clone(),
+        updated_at: now,
+    };
+    store.upsert_incident(&inc).await.unwrap();
+    inc.status = IncidentStatus::Resolved;
+    store.upsert_incident(&inc).await.unwrap();
+    let open = store
+        .query_incidents(&IncidentQuery { status: Some(IncidentStatus::Open), ..Default::default() })
+        .await
+        .unwrap();
+    assert!(open.items.is_empty());
+    let all = store.query_incidents(&IncidentQuery::default()).await.unwrap();
+    assert_eq!(all.items, vec![inc.clone()]);
+    assert_eq!(store.get_incident(&inc.id).await.unwrap(), Some(inc));
+}
+
+#[tokio::test]
+async fn api_keys_scripts_models_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let key = ApiKey {
+        id: "k1".into(),
+        name: "test".into(),
+        role: Role::Agent,
+        key_hash: "ab".repeat(32),
+        created_at: vigil_core::now_rfc3339(),
+        revoked_at: None,
+    };
+    store.create_api_key(&key).await.unwrap();
+    assert!(matches!(store.create_api_key(&key).await, Err(StoreError::Conflict(_))));
+    assert_eq!(store.find_api_key(&key.key_hash).await.unwrap(), Some(key.clone()));
+    assert!(store.revoke_api_key("k1").await.unwrap());
+    assert!(!store.revoke_api_key("k1").await.unwrap());
+    assert_eq!(store.find_api_key(&key.key_hash).await.unwrap(), None);
+    assert_eq!(store.list_api_keys().await.unwrap().len(), 1);
+
+    let script = ScriptRecord {
+        name: "s".into(),
+        version: 1,
+        source: "fn analyze(e, c) { () }".into(),
+        manifest: json!({"categories": ["process"]}),
+        enabled: true,
+        disabled_reason: None,
+        created_at: vigil_core::now_rfc3339(),
+    };
+    store.put_script(&script).await.unwrap();
+    assert!(matches!(store.put_script(&script).await, Err(StoreError::Conflict(_))));
+    assert!(store.set_script_enabled("s", false, Some("failed 5 times")).await.unwrap());
+    let listed = store.list_scripts().await.unwrap();
+    assert_eq!(listed[0].disabled_reason.as_deref(), Some("failed 5 times"));
+    assert!(!store.set_script_enabled("nope", true, None).await.unwrap());
+
+    for v in 1..=2 {
+        store
+            .put_model(&ModelRecord {
+                name: "m".into(),
+                version: v,
+                metrics: json!({"auc": 0.9}),
+                data: vec![v as u8; 4],
+                created_at: vigil_core::now_rfc3339(),
+            })
+            .await
+            .unwrap();
+    }
+    let latest = store.latest_model("m").await.unwrap().unwrap();
+    assert_eq!((latest.version, latest.data), (2, vec![2; 4]));
+    assert!(store.list_models().await.unwrap().iter().all(|m| m.data.is_empty()));
+
+    store.cache_put("vt", "h", b"v", None).await.unwrap();
+    store.cache_put("vt", "gone", b"x", Some(Duration::from_micros(1))).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(store.cache_get("vt", "h").await.unwrap(), Some(b"v".to_vec()));
+    assert_eq!(store.cache_get("vt", "gone").await.unwrap(), None);
+    assert_eq!(store.cache_purge_expired().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn refuses_a_database_from_a_newer_vigil() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(&dir));
+    let conn = rusqlite::Connection::open(dir.path().join("vigil.db")).unwrap();
+    conn.pragma_update(None, "user_version", 999).unwrap();
+    drop(conn);
+    let err = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap_err();
+    assert!(matches!(err, StoreError::SchemaTooNew { found: 999, .. }), "{err}");
+}

@@ -1,1 +1,380 @@
-//! placeholder
+//! Vigil's pipeline: the path from an accepted event to stored, published findings.
+//!
+//! ```text
+//! ingest(events) ─▶ bounded ingest queue ─▶ committer (group commit) ─▶ ack to the client
+//!                                               │
+//!                                               ▼ committed, new events
+//!                                   bounded analysis queue ─▶ worker threads ─▶ analyzers
+//!                                                                       │
+//!                                                   findings writer ◀──┘ (bounded)
+//!                                                   │ store, then broadcast to subscribers
+//! ```
+//!
+//! Every queue is bounded. When the ingest queue is full, [`Pipeline::ingest`] fails at once
+//! with [`IngestError::Overloaded`] instead of growing memory; a full analysis queue slows
+//! the committer, which fills the ingest queue, which sheds load at the edge. An event is
+//! acknowledged only after the store committed it.
+#![warn(missing_docs)]
+
+mod analyzer;
+mod maintenance;
+
+pub use analyzer::{Analyzer, AnalyzerRegistry, Interest};
+pub use maintenance::{RetentionConfig, spawn_retention};
+
+use serde::{Deserialize, Serialize};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, oneshot};
+use tokio::task::JoinHandle;
+use vigil_core::metric_names as m;
+use vigil_core::{Event, Finding};
+use vigil_store::Store;
+
+/// Pipeline sizing. Every field has a default; see `docs/configuration.md`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Events that may wait for their commit before new ones are refused with 429.
+    pub ingest_queue: usize,
+    /// Most events in one group commit.
+    pub max_batch: usize,
+    /// Committed events that may wait for analysis before commits slow down.
+    pub analysis_queue: usize,
+    /// Analyzer worker threads; 0 means one per CPU.
+    pub workers: usize,
+    /// Findings a WebSocket subscriber may fall behind by before it is dropped.
+    pub stream_buffer: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            ingest_queue: 100_000,
+            max_batch: 10_000,
+            analysis_queue: 50_000,
+            workers: 0,
+            stream_buffer: 1024,
+        }
+    }
+}
+
+/// Why events were not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The ingest queue is full; try again later.
+    #[error("ingest queue is full ({queued} events waiting); retry after {retry_after_secs} s")]
+    Overloaded {
+        /// Events waiting when the request came.
+        queued: usize,
+        /// Suggested wait.
+        retry_after_secs: u64,
+    },
+    /// One request holds more events than the whole queue.
+    #[error("{got} events in one request; at most {max} are accepted at once")]
+    TooMany {
+        /// Events in the request.
+        got: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The store failed to commit; nothing of this request was stored.
+    #[error("the store failed to commit: {0}")]
+    Store(String),
+    /// The pipeline is shutting down.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
+
+struct IngestJob {
+    events: Vec<Event>,
+    ack: oneshot::Sender<Result<Vec<bool>, IngestError>>,
+}
+
+/// Handle to the running pipeline. Cheap to clone.
+#[derive(Clone)]
+pub struct Pipeline {
+    ingest_tx: flume::Sender<IngestJob>,
+    queued: Arc<AtomicUsize>,
+    capacity: usize,
+    findings: broadcast::Sender<Arc<Finding>>,
+    registry: Arc<AnalyzerRegistry>,
+}
+
+/// Owns the pipeline's tasks; [`PipelineTasks::shutdown`] drains them.
+pub struct PipelineTasks {
+    committer: JoinHandle<()>,
+    findings_writer: JoinHandle<()>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Pipeline {
+    /// Starts the committer, the analysis workers and the findings writer.
+    pub fn start(
+        store: Arc<dyn Store>,
+        registry: Arc<AnalyzerRegistry>,
+        config: &PipelineConfig,
+    ) -> (Pipeline, PipelineTasks) {
+        let capacity = config.ingest_queue.max(1);
+        let (ingest_tx, ingest_rx) = flume::bounded::<IngestJob>(capacity);
+        let (analysis_tx, analysis_rx) = flume::bounded::<Event>(config.analysis_queue.max(1));
+        let (finding_tx, finding_rx) = flume::bounded::<Vec<Finding>>(config.analysis_queue.max(1));
+        let (findings, _) = broadcast::channel(config.stream_buffer.max(1));
+        let queued = Arc::new(AtomicUsize::new(0));
+
+        let committer = tokio::spawn(run_committer(
+            store.clone(),
+            ingest_rx,
+            analysis_tx,
+            queued.clone(),
+            config.max_batch.max(1),
+        ));
+        let workers = match config.workers {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        let workers = (0..workers)
+            .map(|i| {
+                let (rx, tx, reg) = (analysis_rx.clone(), finding_tx.clone(), registry.clone());
+                std::thread::Builder::new()
+                    .name(format!("vigil-analyzer-{i}"))
+                    .spawn(move || run_worker(rx, tx, reg))
+                    .expect("spawning an analyzer thread")
+            })
+            .collect();
+        drop(finding_tx);
+        let findings_writer = tokio::spawn(run_findings_writer(store, finding_rx, findings.clone()));
+
+        (
+            Pipeline {
+                ingest_tx,
+                queued,
+                capacity,
+                findings,
+                registry,
+            },
+            PipelineTasks {
+                committer,
+                findings_writer,
+                workers,
+            },
+        )
+    }
+
+    /// Queues events for commit and waits until they are committed. Returns, per event,
+    /// whether it was new (false: its `event.id` was stored before, an idempotent retry).
+    pub async fn ingest(&self, events: Vec<Event>) -> Result<Vec<bool>, IngestError> {
+        let n = events.len();
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        if n > self.capacity {
+            return Err(IngestError::TooMany {
+                got: n,
+                max: self.capacity,
+            });
+        }
+        let before = self.queued.fetch_add(n, Ordering::AcqRel);
+        if before + n > self.capacity {
+            self.queued.fetch_sub(n, Ordering::AcqRel);
+            metrics::counter!(m::EVENTS_REJECTED, "reason" => "queue_full").increment(n as u64);
+            return Err(IngestError::Overloaded {
+                queued: before,
+                retry_after_secs: 1,
+            });
+        }
+        metrics::gauge!(m::INGEST_QUEUE_DEPTH).set((before + n) as f64);
+        let (ack, done) = oneshot::channel();
+        if self
+            .ingest_tx
+            .send_async(IngestJob { events, ack })
+            .await
+            .is_err()
+        {
+            self.queued.fetch_sub(n, Ordering::AcqRel);
+            return Err(IngestError::ShuttingDown);
+        }
+        done.await.unwrap_or(Err(IngestError::ShuttingDown))
+    }
+
+    /// Events waiting for their commit.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    /// A live feed of findings as they are stored. A receiver that falls more than
+    /// `stream_buffer` findings behind gets `RecvError::Lagged`.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Finding>> {
+        self.findings.subscribe()
+    }
+
+    /// The analyzers.
+    pub fn registry(&self) -> &Arc<AnalyzerRegistry> {
+        &self.registry
+    }
+}
+
+impl PipelineTasks {
+    /// Waits until every queued event is committed and analyzed and every finding stored.
+    /// Call after dropping every [`Pipeline`] handle (the queues close when the last one
+    /// goes). Gives up after `timeout`.
+    pub async fn shutdown(self, timeout: Duration) {
+        let drain = async move {
+            let _ = self.committer.await;
+            let workers = self.workers;
+            let _ = tokio::task::spawn_blocking(move || {
+                for w in workers {
+                    let _ = w.join();
+                }
+            })
+            .await;
+            let _ = self.findings_writer.await;
+        };
+        if tokio::time::timeout(timeout, drain).await.is_err() {
+            tracing::warn!(?timeout, "pipeline did not drain in time");
+        }
+    }
+}
+
+async fn run_committer(
+    store: Arc<dyn Store>,
+    rx: flume::Receiver<IngestJob>,
+    analysis: flume::Sender<Event>,
+    queued: Arc<AtomicUsize>,
+    max_batch: usize,
+) {
+    while let Ok(first) = rx.recv_async().await {
+        let mut n = first.events.len();
+        let mut jobs = vec![first];
+        while n < max_batch {
+            match rx.try_recv() {
+                Ok(job) => {
+                    n += job.events.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut events = Vec::with_capacity(n);
+        let mut acks = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            acks.push((job.events.len(), job.ack));
+            events.extend(job.events);
+        }
+
+        let started = Instant::now();
+        let result = store.insert_events(&events).await;
+        metrics::histogram!(m::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
+        metrics::histogram!(m::COMMIT_BATCH_EVENTS).record(n as f64);
+        let left = queued.fetch_sub(n, Ordering::AcqRel) - n;
+        metrics::gauge!(m::INGEST_QUEUE_DEPTH).set(left as f64);
+
+        match result {
+            Ok(flags) => {
+                metrics::counter!(m::EVENTS_INGESTED)
+                    .increment(flags.iter().filter(|f| **f).count() as u64);
+                let mut offset = 0;
+                for (len, ack) in acks {
+                    let _ = ack.send(Ok(flags[offset..offset + len].to_vec()));
+                    offset += len;
+                }
+                for (event, new) in events.into_iter().zip(flags) {
+                    if new && analysis.send_async(event).await.is_err() {
+                        tracing::error!("analysis queue closed; committed events not analyzed");
+                        break;
+                    }
+                }
+                metrics::gauge!(m::ANALYSIS_QUEUE_DEPTH).set(analysis.len() as f64);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, events = n, "group commit failed");
+                let msg = e.to_string();
+                for (_, ack) in acks {
+                    let _ = ack.send(Err(IngestError::Store(msg.clone())));
+                }
+            }
+        }
+    }
+}
+
+fn run_worker(
+    rx: flume::Receiver<Event>,
+    tx: flume::Sender<Vec<Finding>>,
+    registry: Arc<AnalyzerRegistry>,
+) {
+    while let Ok(event) = rx.recv() {
+        let findings = analyze_event(&registry, &event);
+        if !findings.is_empty() && tx.send(findings).is_err() {
+            return;
+        }
+    }
+}
+
+/// Runs every interested analyzer on one event, catching panics so that one broken
+/// analyzer cannot take the others down.
+pub fn analyze_event(registry: &AnalyzerRegistry, event: &Event) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for analyzer in registry.snapshot().iter() {
+        if !analyzer.interest().matches(event) {
+            continue;
+        }
+        let started = Instant::now();
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| analyzer.analyze(event)));
+        metrics::histogram!(m::ANALYZER_SECONDS, "analyzer" => analyzer.name().to_string())
+            .record(started.elapsed().as_secs_f64());
+        match result {
+            Ok(findings) => {
+                for f in findings {
+                    match f.validate() {
+                        Ok(()) => out.push(f),
+                        Err(e) => tracing::warn!(
+                            analyzer = analyzer.name(), error = %e, "dropping malformed finding"
+                        ),
+                    }
+                }
+            }
+            Err(_) => {
+                metrics::counter!(m::ANALYZER_PANICS, "analyzer" => analyzer.name().to_string())
+                    .increment(1);
+                tracing::error!(
+                    analyzer = analyzer.name(),
+                    event_id = event.id(),
+                    "analyzer panicked"
+                );
+            }
+        }
+    }
+    out
+}
+
+async fn run_findings_writer(
+    store: Arc<dyn Store>,
+    rx: flume::Receiver<Vec<Finding>>,
+    out: broadcast::Sender<Arc<Finding>>,
+) {
+    while let Ok(first) = rx.recv_async().await {
+        let mut batch = first;
+        while batch.len() < 1000 {
+            match rx.try_recv() {
+                Ok(more) => batch.extend(more),
+                Err(_) => break,
+            }
+        }
+        // Keep trying: findings are derived data, but dropping them silently would hide
+        // detections. The bounded queue behind us applies backpressure meanwhile.
+        let mut delay = Duration::from_millis(100);
+        while let Err(e) = store.insert_findings(&batch).await {
+            tracing::error!(error = %e, findings = batch.len(), "storing findings failed; retrying");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(10));
+        }
+        for f in batch {
+            metrics::counter!(m::FINDINGS, "analyzer" => f.analyzer.clone(),
+                "severity" => f.severity.as_str())
+            .increment(1);
+            let _ = out.send(Arc::new(f));
+        }
+    }
+}

@@ -131,7 +131,11 @@ impl Event {
             None | Some(Value::Null) => now,
             Some(v) => parse_timestamp(v)?,
         };
-        doc.insert("@timestamp".into(), Value::String(crate::format_ts(ts)));
+        // `@timestamp` first, as in every ECS document.
+        doc.remove("@timestamp");
+        let mut doc = std::iter::once(("@timestamp".to_string(), Value::String(crate::format_ts(ts))))
+            .chain(doc)
+            .collect::<Map<String, Value>>();
 
         let event = doc
             .entry("event")

@@ -1,1 +1,148 @@
-//! placeholder
+//! Vigil's network interfaces: the REST API under `/api/v1`, the WebSocket finding stream,
+//! Prometheus metrics, the OpenAPI document and its interactive page.
+//!
+//! [`app`] builds the whole router from an [`AppState`], so tests drive it with
+//! `app(state).oneshot(request)` and no socket.
+#![warn(missing_docs)]
+
+pub mod auth;
+mod error;
+mod routes;
+pub mod stream;
+pub mod telemetry;
+
+pub use auth::{AuthConfig, Authenticator, Principal, generate_api_key, hash_api_key};
+pub use error::{AppError, ErrorBody, ErrorDetail};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::{delete, get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use vigil_pipeline::Pipeline;
+use vigil_store::Store;
+
+/// Limit on small JSON bodies (key creation and the like).
+pub const JSON_BODY_LIMIT: usize = 64 * 1024;
+
+/// HTTP settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: String,
+    /// Largest body of `POST /api/v1/events`, in bytes.
+    pub max_event_bytes: usize,
+    /// Largest body of `POST /api/v1/events/bulk`, in bytes.
+    pub max_bulk_bytes: usize,
+    /// Most lines in one bulk request.
+    pub max_bulk_events: usize,
+    /// Seconds to finish in-flight work on shutdown.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            max_event_bytes: 1024 * 1024,
+            max_bulk_bytes: 16 * 1024 * 1024,
+            max_bulk_events: 50_000,
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+/// Everything the handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Storage.
+    pub store: Arc<dyn Store>,
+    /// The pipeline (ingest, analyzers, finding stream).
+    pub pipeline: Pipeline,
+    /// Credential checks.
+    pub auth: Arc<Authenticator>,
+    /// Renders `/metrics`; `None` when no recorder is installed.
+    pub metrics: Option<PrometheusHandle>,
+    /// Body limits and the like.
+    pub config: Arc<ServerConfig>,
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    let cfg = state.config.clone();
+    let ingest = Router::new()
+        .route(
+            "/api/v1/events",
+            post(routes::events::post_event).layer(DefaultBodyLimit::max(cfg.max_event_bytes)),
+        )
+        .route(
+            "/api/v1/events/bulk",
+            post(routes::events::post_bulk).layer(DefaultBodyLimit::max(cfg.max_bulk_bytes)),
+        )
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_agent));
+
+    let read = Router::new()
+        .route("/api/v1/events", get(routes::events::list_events))
+        .route("/api/v1/events/{id}", get(routes::events::get_event))
+        .route("/api/v1/findings", get(routes::read::list_findings))
+        .route("/api/v1/findings/{id}", get(routes::read::get_finding))
+        .route("/api/v1/incidents", get(routes::read::list_incidents))
+        .route("/api/v1/incidents/{id}", get(routes::read::get_incident))
+        .route("/api/v1/agents", get(routes::read::list_agents))
+        .route("/api/v1/analyzers", get(routes::read::list_analyzers))
+        .route("/api/v1/stream", get(stream::stream))
+        .route("/api/v1/openapi.json", get(routes::system::openapi))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_viewer));
+
+    let admin = Router::new()
+        .route(
+            "/api/v1/keys",
+            get(routes::keys::list_keys).post(routes::keys::create_key),
+        )
+        .route("/api/v1/keys/{id}", delete(routes::keys::revoke_key))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_admin))
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));
+
+    let open = Router::new()
+        .route("/api/v1/health", get(routes::system::health))
+        .route("/metrics", get(routes::system::metrics))
+        .route("/docs", get(routes::system::docs));
+
+    Router::new()
+        .merge(ingest)
+        .merge(read)
+        .merge(admin)
+        .merge(open)
+        .fallback(routes::system::not_found)
+        .method_not_allowed_fallback(routes::system::method_not_allowed)
+        .layer(middleware::from_fn(telemetry::record_http))
+        .with_state(state)
+}
+
+/// The routes the server answers, as `(method, path template)`; the OpenAPI document must
+/// describe exactly these (a test checks it).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("post", "/api/v1/events"),
+    ("get", "/api/v1/events"),
+    ("post", "/api/v1/events/bulk"),
+    ("get", "/api/v1/events/{id}"),
+    ("get", "/api/v1/findings"),
+    ("get", "/api/v1/findings/{id}"),
+    ("get", "/api/v1/incidents"),
+    ("get", "/api/v1/incidents/{id}"),
+    ("get", "/api/v1/agents"),
+    ("get", "/api/v1/analyzers"),
+    ("get", "/api/v1/stream"),
+    ("get", "/api/v1/openapi.json"),
+    ("get", "/api/v1/keys"),
+    ("post", "/api/v1/keys"),
+    ("delete", "/api/v1/keys/{id}"),
+    ("get", "/api/v1/health"),
+    ("get", "/metrics"),
+];
+
+/// The OpenAPI 3.1 document of the REST API.
+pub const OPENAPI_JSON: &str = include_str!("openapi.json");

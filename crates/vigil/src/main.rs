@@ -1,1 +1,174 @@
-fn main() {}
+//! `vigil`: the server and its command-line tools.
+
+mod config;
+mod send;
+mod serve;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use config::Config;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use vigil_core::Role;
+use vigil_store::{SqliteOptions, SqliteStore, Store};
+
+/// Vigil: AI-assisted security analysis back end.
+#[derive(Parser)]
+#[command(name = "vigil", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (REST, WebSocket, pipeline) on the configured store.
+    Serve {
+        /// TOML configuration file.
+        #[arg(long, env = "VIGIL_CONFIG")]
+        config: Option<PathBuf>,
+        /// Data directory (overrides `data_dir`).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Address to listen on, e.g. 127.0.0.1:8080 (overrides `server.listen`).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Manage API keys directly in the data directory.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Send events to a running server.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Create an API key and print it alone on stdout (it is shown only this once).
+    Create {
+        /// What the key may do.
+        #[arg(long)]
+        role: Role,
+        /// A label to recognize the key by.
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// Data directory (overrides `data_dir`).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// TOML configuration file.
+        #[arg(long, env = "VIGIL_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Send an NDJSON file (one JSON event a line) through the bulk API.
+    Send(send::SendArgs),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration (defaults, file, environment) as TOML.
+    Print {
+        /// TOML configuration file.
+        #[arg(long, env = "VIGIL_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+fn load_config(file: Option<&PathBuf>, data_dir: Option<PathBuf>) -> Result<Config> {
+    let mut config = Config::load(file.map(PathBuf::as_path), std::env::vars())?;
+    if let Some(dir) = data_dir {
+        config.data_dir = dir;
+    }
+    Ok(config)
+}
+
+/// Opens the configured store.
+pub(crate) fn open_store(config: &Config) -> Result<SqliteStore> {
+    SqliteStore::open(
+        &config.data_dir,
+        SqliteOptions {
+            synchronous: config.store.synchronous,
+            readers: config.store.readers,
+        },
+    )
+    .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // One TLS crypto provider for every HTTPS client in the process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Serve {
+            config,
+            data_dir,
+            listen,
+        } => {
+            let mut config = load_config(config.as_ref(), data_dir)?;
+            if let Some(listen) = listen {
+                config.server.listen = listen;
+            }
+            runtime()?.block_on(serve::serve(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Key {
+            command:
+                KeyCommand::Create {
+                    role,
+                    name,
+                    data_dir,
+                    config,
+                },
+        } => {
+            let config = load_config(config.as_ref(), data_dir)?;
+            runtime()?.block_on(async {
+                let store = Arc::new(open_store(&config)?);
+                let (key, record) = vigil_server::generate_api_key(&name, role);
+                store.create_api_key(&record).await?;
+                println!("{key}");
+                Ok::<_, anyhow::Error>(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Events {
+            command: EventsCommand::Send(args),
+        } => runtime()?.block_on(send::send(args)),
+        Command::Config {
+            command: ConfigCommand::Print { config },
+        } => {
+            let config = load_config(config.as_ref(), None)?;
+            print!("{}", config.to_toml_redacted()?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

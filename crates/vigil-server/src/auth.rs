@@ -1,0 +1,348 @@
+//! Authentication (API keys, JWT) and role checks.
+//!
+//! A request carries `Authorization: Bearer <token>`. A token that starts with
+//! [`API_KEY_PREFIX`] is an API key, looked up by its SHA-256 (keys are never stored in
+//! clear). Anything else is tried as a JWT (HS256 with a shared secret, or RS256 with a
+//! public key), whose `role` claim gives the role. Only a WebSocket upgrade may carry the
+//! token as `?access_token=` instead, because browsers cannot set headers on WebSockets.
+
+use crate::{AppError, AppState};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+use std::sync::Arc;
+use vigil_core::Role;
+use vigil_store::{ApiKey, Store};
+
+/// Every API key starts with this, so that secret scanners can recognize leaked keys.
+pub const API_KEY_PREFIX: &str = "vgl_";
+
+/// Authentication settings.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Require credentials on every endpoint but health and metrics. Turning this off
+    /// lets anyone on the network read and write everything: only for local experiments.
+    pub enabled: bool,
+    /// Shared secret for HS256 JWTs (prefer the `VIGIL_AUTH__JWT_HS256_SECRET` variable).
+    pub jwt_hs256_secret: Option<String>,
+    /// PEM file with the RSA public key for RS256 JWTs.
+    pub jwt_rs256_public_key_file: Option<PathBuf>,
+    /// Required `iss` claim, if set.
+    pub jwt_issuer: Option<String>,
+    /// Required `aud` claim, if set.
+    pub jwt_audience: Option<String>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            enabled: true,
+            jwt_hs256_secret: None,
+            jwt_rs256_public_key_file: None,
+            jwt_issuer: None,
+            jwt_audience: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("enabled", &self.enabled)
+            .field(
+                "jwt_hs256_secret",
+                &self.jwt_hs256_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("jwt_rs256_public_key_file", &self.jwt_rs256_public_key_file)
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("jwt_audience", &self.jwt_audience)
+            .finish()
+    }
+}
+
+/// Why the authentication settings are unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthConfigError {
+    /// The RS256 key file could not be read.
+    #[error("cannot read auth.jwt_rs256_public_key_file {path}: {source}")]
+    ReadKey {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The RS256 key is not a PEM RSA public key.
+    #[error("auth.jwt_rs256_public_key_file {path} is not a PEM RSA public key: {reason}")]
+    BadKey {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The HS256 secret is too short to be safe.
+    #[error("auth.jwt_hs256_secret must be at least 32 bytes")]
+    WeakSecret,
+}
+
+/// Who made a request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Principal {
+    /// API key id, JWT `sub`, or `anonymous` when auth is off.
+    pub subject: String,
+    /// What they may do.
+    pub role: Role,
+}
+
+/// Checks credentials.
+pub struct Authenticator {
+    enabled: bool,
+    store: Arc<dyn Store>,
+    jwt: Vec<(DecodingKey, Validation)>,
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: String,
+    role: String,
+}
+
+impl Authenticator {
+    /// Builds the authenticator from its settings.
+    pub fn new(config: &AuthConfig, store: Arc<dyn Store>) -> Result<Self, AuthConfigError> {
+        let validation = |alg| {
+            let mut v = Validation::new(alg);
+            v.leeway = 30;
+            v.set_required_spec_claims(&["exp", "sub"]);
+            if let Some(iss) = &config.jwt_issuer {
+                v.set_issuer(&[iss]);
+            }
+            match &config.jwt_audience {
+                Some(aud) => v.set_audience(&[aud]),
+                None => v.validate_aud = false,
+            }
+            v
+        };
+        let mut jwt = Vec::new();
+        if let Some(secret) = &config.jwt_hs256_secret {
+            if secret.len() < 32 {
+                return Err(AuthConfigError::WeakSecret);
+            }
+            jwt.push((
+                DecodingKey::from_secret(secret.as_bytes()),
+                validation(Algorithm::HS256),
+            ));
+        }
+        if let Some(path) = &config.jwt_rs256_public_key_file {
+            let pem = std::fs::read(path).map_err(|source| AuthConfigError::ReadKey {
+                path: path.clone(),
+                source,
+            })?;
+            let key = DecodingKey::from_rsa_pem(&pem).map_err(|e| AuthConfigError::BadKey {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            jwt.push((key, validation(Algorithm::RS256)));
+        }
+        Ok(Authenticator {
+            enabled: config.enabled,
+            store,
+            jwt,
+        })
+    }
+
+    /// Whether credentials are required.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Who presented `token`.
+    pub async fn authenticate_token(&self, token: &str) -> Result<Principal, AppError> {
+        if token.starts_with(API_KEY_PREFIX) {
+            let key = self
+                .store
+                .find_api_key(&hash_api_key(token))
+                .await?
+                .ok_or_else(|| AppError::Unauthorized("unknown or revoked API key".into()))?;
+            return Ok(Principal {
+                subject: format!("key:{}", key.id),
+                role: key.role,
+            });
+        }
+        if self.jwt.is_empty() {
+            return Err(AppError::Unauthorized(format!(
+                "not an API key (they start with `{API_KEY_PREFIX}`), and JWT is not configured on this server"
+            )));
+        }
+        let mut last = None;
+        for (key, validation) in &self.jwt {
+            match jsonwebtoken::decode::<Claims>(token, key, validation) {
+                Ok(data) => {
+                    let role = data.claims.role.parse::<Role>().map_err(|e| {
+                        AppError::Unauthorized(format!("invalid token: claim `role`: {e}"))
+                    })?;
+                    return Ok(Principal {
+                        subject: format!("jwt:{}", data.claims.sub),
+                        role,
+                    });
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let msg = match last.as_ref().map(|e| e.kind()) {
+            Some(ErrorKind::ExpiredSignature) => "token expired".to_string(),
+            Some(ErrorKind::InvalidIssuer) => "invalid token: wrong issuer".into(),
+            Some(ErrorKind::InvalidAudience) => "invalid token: wrong audience".into(),
+            Some(ErrorKind::MissingRequiredClaim(c)) => {
+                format!("invalid token: missing claim `{c}`")
+            }
+            Some(ErrorKind::Json(_)) => {
+                "invalid token: claims must include `sub` and `role` strings".into()
+            }
+            _ => "invalid token".into(),
+        };
+        Err(AppError::Unauthorized(msg))
+    }
+}
+
+/// SHA-256 of an API key, hex: what the store keeps.
+pub fn hash_api_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// A new random API key (returned once, in clear) and the record to store.
+pub fn generate_api_key(name: &str, role: Role) -> (String, ApiKey) {
+    let mut rng = rand::rng();
+    let mut random = |n: usize| -> String {
+        (&mut rng)
+            .sample_iter(&rand::distr::Alphanumeric)
+            .take(n)
+            .map(char::from)
+            .collect()
+    };
+    let id = random(12).to_ascii_lowercase();
+    let key = format!("{API_KEY_PREFIX}{}", random(40));
+    let record = ApiKey {
+        id,
+        name: name.to_string(),
+        role,
+        key_hash: hash_api_key(&key),
+        created_at: vigil_core::now_rfc3339(),
+        revoked_at: None,
+    };
+    (key, record)
+}
+
+fn bearer(headers: &HeaderMap) -> Result<Option<&str>, AppError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| AppError::Unauthorized("the Authorization header is not ASCII".into()))?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+            Ok(Some(token.trim()))
+        }
+        _ => Err(AppError::Unauthorized(
+            "the Authorization header must be `Bearer <API key or JWT>`".into(),
+        )),
+    }
+}
+
+fn query_token(req: &Request) -> Option<String> {
+    let is_upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if !is_upgrade {
+        return None;
+    }
+    req.uri().query()?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == "access_token").then(|| v.to_string())
+    })
+}
+
+/// Middleware for routes that need the `agent` role (or `admin`).
+pub async fn require_agent(s: State<AppState>, req: Request, next: Next) -> Result<Response, AppError> {
+    authorize(s, req, next, Role::Agent).await
+}
+
+/// Middleware for routes that need the `viewer` role (or `admin`).
+pub async fn require_viewer(s: State<AppState>, req: Request, next: Next) -> Result<Response, AppError> {
+    authorize(s, req, next, Role::Viewer).await
+}
+
+/// Middleware for routes that need the `admin` role.
+pub async fn require_admin(s: State<AppState>, req: Request, next: Next) -> Result<Response, AppError> {
+    authorize(s, req, next, Role::Admin).await
+}
+
+/// Authenticates the request and checks it may do what needs `required`.
+/// Puts the [`Principal`] into the request extensions.
+async fn authorize(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+    required: Role,
+) -> Result<Response, AppError> {
+    let auth = &state.auth;
+    let principal = if !auth.enabled() {
+        Principal {
+            subject: "anonymous".into(),
+            role: Role::Admin,
+        }
+    } else {
+        let token = match bearer(req.headers())? {
+            Some(t) => t.to_string(),
+            None => query_token(&req).ok_or_else(|| {
+                AppError::Unauthorized(
+                    "missing credential: send `Authorization: Bearer <API key or JWT>`".into(),
+                )
+            })?,
+        };
+        auth.authenticate_token(&token).await?
+    };
+    if !principal.role.allows(required) {
+        return Err(AppError::Forbidden(format!(
+            "this needs the `{required}` role; your credential has `{}`",
+            principal.role
+        )));
+    }
+    req.extensions_mut().insert(principal);
+    Ok(next.run(req).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_are_prefixed_random_and_hashed() {
+        let (k1, r1) = generate_api_key("a", Role::Agent);
+        let (k2, _) = generate_api_key("b", Role::Agent);
+        assert!(k1.starts_with(API_KEY_PREFIX));
+        assert_eq!(k1.len(), API_KEY_PREFIX.len() + 40);
+        assert_ne!(k1, k2);
+        assert_eq!(r1.key_hash, hash_api_key(&k1));
+        assert!(!r1.key_hash.contains(&k1[4..]));
+    }
+
+    #[test]
+    fn debug_never_shows_the_jwt_secret() {
+        let c = AuthConfig {
+            jwt_hs256_secret: Some("super-secret-value-that-is-long-enough".into()),
+            ..Default::default()
+        };
+        assert!(!format!("{c:?}").contains("super-secret"));
+    }
+}

@@ -1,0 +1,219 @@
+//! `POST /api/v1/events`, `POST /api/v1/events/bulk`, `GET /api/v1/events[/{id}]`.
+
+use super::{parse_limit, parse_time};
+use crate::error::bytes_rejection;
+use crate::{AppError, AppState};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use vigil_core::Event;
+use vigil_store::EventQuery;
+
+/// Most per-line errors listed in a bulk answer; the count covers them all.
+const MAX_LISTED_ERRORS: usize = 100;
+
+/// The answer to an accepted ingest request.
+#[derive(Debug, Serialize)]
+pub struct Accepted {
+    /// Events acknowledged (committed now, or stored before under the same `event.id`).
+    pub accepted: usize,
+    /// Their `event.id`s, in request order.
+    pub ids: Vec<String>,
+    /// How many of them were stored before (idempotent retries).
+    pub duplicates: usize,
+    /// Bulk only: lines refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<usize>,
+    /// Bulk only: why lines were refused (the first 100).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<LineError>>,
+}
+
+/// Why one line of a bulk request was refused.
+#[derive(Debug, Serialize)]
+pub struct LineError {
+    /// 1-based line number.
+    pub line: usize,
+    /// Stable code: `invalid_json` or `invalid_event`.
+    pub code: &'static str,
+    /// What is wrong.
+    pub message: String,
+    /// Offending field, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+fn parse_line(bytes: &[u8], now: chrono::DateTime<chrono::Utc>) -> Result<Event, LineError> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| LineError {
+        line: 0,
+        code: "invalid_json",
+        message: format!("malformed JSON: {e}"),
+        field: None,
+    })?;
+    Event::from_input(value, now).map_err(|e| LineError {
+        line: 0,
+        code: "invalid_event",
+        field: e.field().map(str::to_string),
+        message: e.to_string(),
+    })
+}
+
+/// `POST /api/v1/events`: one JSON event.
+pub async fn post_event(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, AppError> {
+    let body = body.map_err(|e| bytes_rejection(e, state.config.max_event_bytes))?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(AppError::bad("empty_body", "the request body is empty: send one JSON event"));
+    }
+    let event = match parse_line(&body, chrono::Utc::now()) {
+        Ok(e) => e,
+        Err(e) if e.code == "invalid_json" => return Err(AppError::bad("invalid_json", e.message)),
+        Err(e) => {
+            return Err(AppError::BadRequest {
+                code: e.code,
+                message: e.message,
+                field: e.field,
+            });
+        }
+    };
+    let id = event.id().to_string();
+    let flags = state.pipeline.ingest(vec![event]).await?;
+    let duplicates = flags.iter().filter(|n| !**n).count();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            accepted: 1,
+            ids: vec![id],
+            duplicates,
+            rejected: None,
+            errors: None,
+        }),
+    )
+        .into_response())
+}
+
+/// `POST /api/v1/events/bulk`: NDJSON, one event a line. Bad lines are reported by number;
+/// good lines are still accepted.
+pub async fn post_bulk(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, AppError> {
+    let body = body.map_err(|e| bytes_rejection(e, state.config.max_bulk_bytes))?;
+    let max_lines = state.config.max_bulk_events;
+    let parsed = tokio::task::spawn_blocking(move || parse_bulk(&body, max_lines))
+        .await
+        .map_err(|e| AppError::Internal(format!("bulk parse task: {e}")))??;
+    let (events, errors) = parsed;
+    let rejected = errors.len();
+    let listed: Vec<LineError> = errors.into_iter().take(MAX_LISTED_ERRORS).collect();
+    if events.is_empty() {
+        let body = json!({
+            "error": {
+                "code": "invalid_bulk",
+                "message": format!("all {rejected} lines were rejected; see `errors`"),
+            },
+            "rejected": rejected,
+            "errors": listed,
+        });
+        return Ok((StatusCode::BAD_REQUEST, Json(body)).into_response());
+    }
+    let ids: Vec<String> = events.iter().map(|e| e.id().to_string()).collect();
+    let flags = state.pipeline.ingest(events).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            accepted: ids.len(),
+            duplicates: flags.iter().filter(|n| !**n).count(),
+            ids,
+            rejected: Some(rejected),
+            errors: Some(listed),
+        }),
+    )
+        .into_response())
+}
+
+fn parse_bulk(body: &[u8], max_lines: usize) -> Result<(Vec<Event>, Vec<LineError>), AppError> {
+    let lines: Vec<(usize, &[u8])> = body
+        .split(|b| *b == b'\n')
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.strip_suffix(b"\r").unwrap_or(l)))
+        .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
+        .collect();
+    if lines.is_empty() {
+        return Err(AppError::bad(
+            "empty_bulk",
+            "the bulk request has no events: send NDJSON, one JSON event a line",
+        ));
+    }
+    if lines.len() > max_lines {
+        return Err(AppError::bad(
+            "too_many_events",
+            format!("{} lines in one bulk request; at most {max_lines} are accepted, split it", lines.len()),
+        ));
+    }
+    let now = chrono::Utc::now();
+    let mut events = Vec::with_capacity(lines.len());
+    let mut errors = Vec::new();
+    for (line, bytes) in lines {
+        match parse_line(bytes, now) {
+            Ok(e) => events.push(e),
+            Err(mut e) => {
+                e.line = line;
+                errors.push(e);
+            }
+        }
+    }
+    Ok((events, errors))
+}
+
+/// Query parameters of `GET /api/v1/events`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsParams {
+    #[serde(rename = "host.name")]
+    host: Option<String>,
+    #[serde(rename = "event.category")]
+    category: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<usize>,
+    next: Option<String>,
+}
+
+/// `GET /api/v1/events`: newest first, paged by `next`.
+pub async fn list_events(
+    State(state): State<AppState>,
+    params: Result<Query<EventsParams>, QueryRejection>,
+) -> Result<Json<Value>, AppError> {
+    let Query(p) = params?;
+    let query = EventQuery {
+        host: p.host,
+        category: p.category.map(|c| c.to_ascii_lowercase()),
+        since: parse_time("since", p.since.as_deref())?,
+        until: parse_time("until", p.until.as_deref())?,
+        limit: parse_limit(p.limit)?,
+        cursor: p.next,
+    };
+    let page = state.store.query_events(&query).await?;
+    Ok(Json(json!({"events": page.items, "next": page.next})))
+}
+
+/// `GET /api/v1/events/{id}`.
+pub async fn get_event(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Event>, AppError> {
+    state
+        .store
+        .get_event(&id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| AppError::NotFound(format!("no event with id `{id}`")))
+}

@@ -1,0 +1,37 @@
+//! HTTP handlers, grouped by resource.
+
+pub mod events;
+pub mod keys;
+pub mod read;
+pub mod system;
+
+use crate::AppError;
+use chrono::{DateTime, Utc};
+
+/// Parses an RFC 3339 query parameter, naming it on error.
+pub(crate) fn parse_time(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, AppError> {
+    value
+        .map(|v| {
+            DateTime::parse_from_rfc3339(v)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| {
+                    AppError::field(
+                        field,
+                        format!("`{field}` must be an RFC 3339 time such as 2026-01-31T12:00:00Z ({e})"),
+                    )
+                })
+        })
+        .transpose()
+}
+
+/// Checks a page size: absent means the default, otherwise 1 to 1000.
+pub(crate) fn parse_limit(limit: Option<usize>) -> Result<usize, AppError> {
+    match limit {
+        None => Ok(vigil_store::DEFAULT_PAGE),
+        Some(n) if (1..=vigil_store::MAX_PAGE).contains(&n) => Ok(n),
+        Some(_) => Err(AppError::field(
+            "limit",
+            format!("`limit` must be between 1 and {}", vigil_store::MAX_PAGE),
+        )),
+    }
+}

@@ -1,0 +1,127 @@
+//! Read endpoints: findings, incidents, agents, analyzers.
+
+use super::{parse_limit, parse_time};
+use crate::{AppError, AppState};
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use vigil_core::{Finding, Incident, IncidentStatus, Severity};
+use vigil_store::{FindingQuery, IncidentQuery};
+
+fn parse_severity(v: Option<&str>) -> Result<Option<Severity>, AppError> {
+    v.map(|s| s.parse::<Severity>().map_err(|e| AppError::field("severity", e.to_string())))
+        .transpose()
+}
+
+/// Query parameters of `GET /api/v1/findings`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FindingsParams {
+    #[serde(rename = "host.name")]
+    host: Option<String>,
+    analyzer: Option<String>,
+    severity: Option<String>,
+    #[serde(rename = "event.id")]
+    event_id: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<usize>,
+    next: Option<String>,
+}
+
+/// `GET /api/v1/findings`: newest first; `severity` is a minimum.
+pub async fn list_findings(
+    State(state): State<AppState>,
+    params: Result<Query<FindingsParams>, QueryRejection>,
+) -> Result<Json<Value>, AppError> {
+    let Query(p) = params?;
+    let query = FindingQuery {
+        host: p.host,
+        analyzer: p.analyzer,
+        min_severity: parse_severity(p.severity.as_deref())?,
+        event_id: p.event_id,
+        since: parse_time("since", p.since.as_deref())?,
+        until: parse_time("until", p.until.as_deref())?,
+        limit: parse_limit(p.limit)?,
+        cursor: p.next,
+    };
+    let page = state.store.query_findings(&query).await?;
+    Ok(Json(json!({"findings": page.items, "next": page.next})))
+}
+
+/// `GET /api/v1/findings/{id}`.
+pub async fn get_finding(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Finding>, AppError> {
+    state
+        .store
+        .get_finding(&id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| AppError::NotFound(format!("no finding with id `{id}`")))
+}
+
+/// Query parameters of `GET /api/v1/incidents`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentsParams {
+    status: Option<String>,
+    #[serde(rename = "host.name")]
+    host: Option<String>,
+    severity: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<usize>,
+    next: Option<String>,
+}
+
+/// `GET /api/v1/incidents`: most recently updated first.
+pub async fn list_incidents(
+    State(state): State<AppState>,
+    params: Result<Query<IncidentsParams>, QueryRejection>,
+) -> Result<Json<Value>, AppError> {
+    let Query(p) = params?;
+    let status = p
+        .status
+        .as_deref()
+        .map(|s| s.parse::<IncidentStatus>().map_err(|e| AppError::field("status", e)))
+        .transpose()?;
+    let query = IncidentQuery {
+        status,
+        host: p.host,
+        min_severity: parse_severity(p.severity.as_deref())?,
+        since: parse_time("since", p.since.as_deref())?,
+        until: parse_time("until", p.until.as_deref())?,
+        limit: parse_limit(p.limit)?,
+        cursor: p.next,
+    };
+    let page = state.store.query_incidents(&query).await?;
+    Ok(Json(json!({"incidents": page.items, "next": page.next})))
+}
+
+/// `GET /api/v1/incidents/{id}`.
+pub async fn get_incident(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Incident>, AppError> {
+    state
+        .store
+        .get_incident(&id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| AppError::NotFound(format!("no incident with id `{id}`")))
+}
+
+/// `GET /api/v1/agents`: agents that sent telemetry, most recently seen first.
+pub async fn list_agents(State(state): State<AppState>) -> Result<Json<Value>, AppError> {
+    let agents = state.store.list_agents().await?;
+    Ok(Json(json!({ "agents": agents })))
+}
+
+/// `GET /api/v1/analyzers`: the analyzers the pipeline runs.
+pub async fn list_analyzers(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({ "analyzers": state.pipeline.registry().names() }))
+}

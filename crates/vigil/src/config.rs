@@ -1,0 +1,249 @@
+//! The one configuration file, its defaults, and `VIGIL_*` environment overrides.
+//!
+//! Precedence, lowest first: built-in defaults, the TOML file (`--config` or `VIGIL_CONFIG`),
+//! environment variables, command-line flags. An environment variable
+//! `VIGIL_<SECTION>__<KEY>` sets `<key>` in `[<section>]` (double underscore between levels),
+//! e.g. `VIGIL_AUTH__JWT_HS256_SECRET`, `VIGIL_SERVER__LISTEN`, `VIGIL_DATA_DIR`.
+//! Values are read as TOML (`true`, `42`, `"text"`); anything else is taken as a string.
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use vigil_pipeline::{PipelineConfig, RetentionConfig};
+use vigil_server::{AuthConfig, ServerConfig};
+use vigil_store::Synchronous;
+
+/// Everything Vigil can be told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the database, models and state live.
+    pub data_dir: PathBuf,
+    /// HTTP listener and request limits.
+    pub server: ServerConfig,
+    /// Credentials.
+    pub auth: AuthConfig,
+    /// Storage backend.
+    pub store: StoreConfig,
+    /// Queues and workers.
+    pub pipeline: PipelineConfig,
+    /// How long data is kept.
+    pub retention: RetentionConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./vigil-data"),
+            server: ServerConfig::default(),
+            auth: AuthConfig::default(),
+            store: StoreConfig::default(),
+            pipeline: PipelineConfig::default(),
+            retention: RetentionConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `full`: every acknowledged event survives a power cut; `normal`: survives a crash of
+    /// Vigil but not of the machine.
+    pub synchronous: Synchronous,
+    /// Read-only SQLite connections.
+    pub readers: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            synchronous: Synchronous::Full,
+            readers: 4,
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` for people, `json` for log shippers.
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `vigil=debug,info`; `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
+/// Top-level keys an environment variable may address.
+const SECTIONS: &[&str] = &[
+    "data_dir",
+    "server",
+    "auth",
+    "store",
+    "pipeline",
+    "retention",
+    "log",
+];
+
+impl Config {
+    /// Defaults, then `file` (if any), then the `VIGIL_*` variables in `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                toml::from_str::<toml::Table>(&text)
+                    .with_context(|| format!("config file {} is not valid TOML", path.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        let mut vars: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("VIGIL_"))
+            .collect();
+        vars.sort();
+        for (key, raw) in vars {
+            let path: Vec<String> = key["VIGIL_".len()..]
+                .to_ascii_lowercase()
+                .split("__")
+                .map(str::to_string)
+                .collect();
+            if !SECTIONS.contains(&path[0].as_str()) {
+                continue; // VIGIL_TOKEN, VIGIL_CONFIG, … belong to the CLI, not the config.
+            }
+            if path.iter().any(String::is_empty) {
+                bail!("environment variable {key}: empty key segment");
+            }
+            set_path(&mut table, &path, parse_env_value(&raw))
+                .with_context(|| format!("environment variable {key}"))?;
+        }
+        let origin = file.map_or("defaults and environment".to_string(), |p| {
+            format!("config file {} (with environment overrides)", p.display())
+        });
+        Config::deserialize(toml::Value::Table(table))
+            .map_err(|e| anyhow::anyhow!("{origin}: {}", e.to_string().trim()))
+    }
+
+    /// The effective configuration as TOML, secrets redacted.
+    pub fn to_toml_redacted(&self) -> Result<String> {
+        let mut shown = self.clone();
+        if shown.auth.jwt_hs256_secret.is_some() {
+            shown.auth.jwt_hs256_secret = Some("<redacted>".into());
+        }
+        Ok(toml::to_string_pretty(&shown)?)
+    }
+}
+
+fn parse_env_value(raw: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()))
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<()> {
+    let (last, parents) = path.split_last().expect("at least one segment");
+    let mut cur = table;
+    for p in parents {
+        let entry = cur
+            .entry(p.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = entry
+            .as_table_mut()
+            .with_context(|| format!("`{p}` is not a section"))?;
+    }
+    cur.insert(last.clone(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_round_trip_through_toml() {
+        let c = Config::default();
+        let text = c.to_toml_redacted().unwrap();
+        let back: Config = toml::from_str(&text).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn example_config_is_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../vigil.example.toml");
+        let c = Config::load(Some(&path), []).unwrap();
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn file_then_env_override() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.toml");
+        std::fs::write(&path, "[server]\nlisten = \"0.0.0.0:9000\"\n[pipeline]\nworkers = 3\n").unwrap();
+        let c = Config::load(
+            Some(&path),
+            env(&[
+                ("VIGIL_PIPELINE__WORKERS", "5"),
+                ("VIGIL_AUTH__ENABLED", "false"),
+                ("VIGIL_DATA_DIR", "/var/lib/vigil"),
+                ("VIGIL_AUTH__JWT_HS256_SECRET", "abc def"),
+                ("VIGIL_TOKEN", "not config"),
+                ("PATH", "/bin"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.server.listen, "0.0.0.0:9000");
+        assert_eq!(c.pipeline.workers, 5);
+        assert!(!c.auth.enabled);
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/vigil"));
+        assert_eq!(c.auth.jwt_hs256_secret.as_deref(), Some("abc def"));
+        assert!(!c.to_toml_redacted().unwrap().contains("abc def"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_types_are_errors_that_name_them() {
+        let err = Config::load(None, env(&[("VIGIL_SERVER__LISTN", "x")])).unwrap_err();
+        assert!(format!("{err:#}").contains("listn"), "{err:#}");
+        let err = Config::load(None, env(&[("VIGIL_PIPELINE__WORKERS", "many")])).unwrap_err();
+        assert!(format!("{err:#}").contains("workers"), "{err:#}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.toml");
+        std::fs::write(&path, "[server\n").unwrap();
+        let err = Config::load(Some(&path), []).unwrap_err();
+        assert!(format!("{err:#}").contains("not valid TOML"), "{err:#}");
+        let err = Config::load(Some(&dir.path().join("missing.toml")), []).unwrap_err();
+        assert!(format!("{err:#}").contains("cannot read"), "{err:#}");
+    }
+}

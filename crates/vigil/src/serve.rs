@@ -1,0 +1,107 @@
+//! `vigil serve`: wires store, pipeline and HTTP server together and runs until a signal.
+
+use crate::config::{Config, LogFormat};
+use anyhow::{Context, Result};
+use std::sync::Arc;
+use std::time::Duration;
+use tracing_subscriber::EnvFilter;
+use vigil_pipeline::{AnalyzerRegistry, Pipeline, spawn_retention};
+use vigil_server::{AppState, Authenticator};
+use vigil_store::Store;
+
+fn init_logging(config: &Config) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// Runs the server until SIGINT or SIGTERM, then drains in-flight work.
+pub async fn serve(config: Config) -> Result<()> {
+    init_logging(&config);
+    let metrics = vigil_server::telemetry::install_recorder()
+        .context("cannot install the Prometheus recorder")?;
+    let store: Arc<dyn Store> = Arc::new(crate::open_store(&config)?);
+
+    if config.auth.enabled && store.list_api_keys().await?.is_empty() {
+        let (key, record) = vigil_server::generate_api_key("first admin", vigil_core::Role::Admin);
+        store.create_api_key(&record).await?;
+        // Printed to the terminal once, never logged.
+        println!(
+            "vigil: created the first admin API key (shown only this once, store it safely):\n\n    {key}\n"
+        );
+    } else if !config.auth.enabled {
+        tracing::warn!(
+            "auth is DISABLED (auth.enabled = false): anyone who can reach this port can read and write everything"
+        );
+    }
+    let auth = Authenticator::new(&config.auth, store.clone())?;
+
+    let registry = Arc::new(AnalyzerRegistry::new());
+    let (pipeline, tasks) = Pipeline::start(store.clone(), registry, &config.pipeline);
+    let retention = spawn_retention(store.clone(), config.retention.clone());
+
+    let state = AppState {
+        store: store.clone(),
+        pipeline: pipeline.clone(),
+        auth: Arc::new(auth),
+        metrics: Some(metrics),
+        config: Arc::new(config.server.clone()),
+    };
+    let listener = tokio::net::TcpListener::bind(&config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let addr = listener.local_addr()?;
+    println!("vigil: listening on http://{addr}");
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "vigil serving");
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        axum::serve(listener, vigil_server::app(state))
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx.await;
+            })
+            .into_future(),
+    );
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    let _ = stop_tx.send(());
+    let grace = Duration::from_secs(config.server.shutdown_grace_secs);
+    match tokio::time::timeout(grace, server).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::error!(error = %e, "server error"),
+        Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
+        Err(_) => tracing::warn!("open connections did not finish in time"),
+    }
+    retention.abort();
+    drop(pipeline);
+    tasks.shutdown(grace).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

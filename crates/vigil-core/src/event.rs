@@ -133,9 +133,12 @@ impl Event {
         };
         // `@timestamp` first, as in every ECS document.
         doc.remove("@timestamp");
-        let mut doc = std::iter::once(("@timestamp".to_string(), Value::String(crate::format_ts(ts))))
-            .chain(doc)
-            .collect::<Map<String, Value>>();
+        let mut doc = std::iter::once((
+            "@timestamp".to_string(),
+            Value::String(crate::format_ts(ts)),
+        ))
+        .chain(doc)
+        .collect::<Map<String, Value>>();
 
         let event = doc
             .entry("event")
@@ -267,8 +270,7 @@ fn expand_dotted(
             other => other,
         };
         // `@timestamp` and keys without a dot (or with empty segments) stay as they are.
-        if !key.contains('.') || key.starts_with('.') || key.ends_with('.') || key.contains("..")
-        {
+        if !key.contains('.') || key.starts_with('.') || key.ends_with('.') || key.contains("..") {
             insert_merge(&mut out, key, value, &full)?;
             continue;
         }
@@ -282,9 +284,9 @@ fn expand_dotted(
             let slot = cur
                 .entry(part.to_string())
                 .or_insert_with(|| Value::Object(Map::new()));
-            cur = slot
-                .as_object_mut()
-                .ok_or_else(|| EventError::Conflict { field: full.clone() })?;
+            cur = slot.as_object_mut().ok_or_else(|| EventError::Conflict {
+                field: full.clone(),
+            })?;
         }
         insert_merge(cur, last.to_string(), value, &full)?;
     }
@@ -521,7 +523,9 @@ fn check_kind(field: &str, kind: Kind, value: &Value) -> Result<(), EventError> 
                 })
         }
         Kind::IpOrList => match value {
-            Value::Array(items) => items.iter().try_for_each(|v| check_kind(field, Kind::Ip, v)),
+            Value::Array(items) => items
+                .iter()
+                .try_for_each(|v| check_kind(field, Kind::Ip, v)),
             other => check_kind(field, Kind::Ip, other),
         },
         Kind::Hex(len) => {
@@ -560,7 +564,10 @@ mod tests {
         assert_eq!(e.get_i64("custom.deep.key"), Some(1));
         assert_eq!(e.categories().collect::<Vec<_>>(), vec!["process"]);
         assert_eq!(e.timestamp_str(), "2026-11-24T12:00:00.000000Z");
-        assert_eq!(e.get_str("event.ingested"), Some("2026-11-24T12:00:00.000000Z"));
+        assert_eq!(
+            e.get_str("event.ingested"),
+            Some("2026-11-24T12:00:00.000000Z")
+        );
         assert_eq!(e.id().len(), 36);
     }
 
@@ -583,11 +590,17 @@ mod tests {
             (json!([1, 2]), None),
             (json!({"@timestamp": "yesterday"}), Some("@timestamp")),
             (json!({"@timestamp": true}), Some("@timestamp")),
-            (json!({"@timestamp": "0001-01-01T00:00:00Z"}), Some("@timestamp")),
+            (
+                json!({"@timestamp": "0001-01-01T00:00:00Z"}),
+                Some("@timestamp"),
+            ),
             (json!({"process": {"pid": "12"}}), Some("process.pid")),
             (json!({"process.pid": -1}), Some("process.pid")),
             (json!({"source": {"port": 70000}}), Some("source.port")),
-            (json!({"destination.ip": "10.0.0.300"}), Some("destination.ip")),
+            (
+                json!({"destination.ip": "10.0.0.300"}),
+                Some("destination.ip"),
+            ),
             (json!({"host": {"name": 5}}), Some("host.name")),
             (json!({"file.hash.sha256": "abc"}), Some("file.hash.sha256")),
             (json!({"event.category": 3}), Some("event.category")),

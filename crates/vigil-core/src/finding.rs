@@ -237,7 +237,10 @@ mod tests {
         );
         assert!(is_technique_id("T1059.001"));
         assert!(!is_technique_id("T1059.1"));
-        assert_eq!(Finding::new(" ", 1.0, "x").validate(), Err(FindingError::NoAnalyzer));
+        assert_eq!(
+            Finding::new(" ", 1.0, "x").validate(),
+            Err(FindingError::NoAnalyzer)
+        );
     }
 
     #[test]

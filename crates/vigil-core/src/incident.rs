@@ -52,7 +52,9 @@ impl FromStr for IncidentStatus {
             .into_iter()
             .find(|st| st.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown status `{s}`: expected open, acknowledged, resolved or false_positive")
+                format!(
+                    "unknown status `{s}`: expected open, acknowledged, resolved or false_positive"
+                )
             })
     }
 }

@@ -12,6 +12,7 @@ mod event;
 mod finding;
 mod incident;
 pub mod metric_names;
+pub mod ndjson;
 
 pub use event::{Event, EventError, FieldLookup, MAX_EVENT_ID_LEN};
 pub use finding::{Finding, FindingError, Severity, is_technique_id};
@@ -76,7 +77,9 @@ impl std::str::FromStr for Role {
             "admin" => Ok(Role::Admin),
             "agent" => Ok(Role::Agent),
             "viewer" => Ok(Role::Viewer),
-            other => Err(format!("unknown role `{other}`: expected admin, agent or viewer")),
+            other => Err(format!(
+                "unknown role `{other}`: expected admin, agent or viewer"
+            )),
         }
     }
 }

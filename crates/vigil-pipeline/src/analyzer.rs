@@ -17,9 +17,9 @@ impl Interest {
     pub fn matches(&self, event: &Event) -> bool {
         match self {
             Interest::All => true,
-            Interest::Categories(wanted) => event
-                .categories()
-                .any(|c| wanted.iter().any(|w| w == c)),
+            Interest::Categories(wanted) => {
+                event.categories().any(|c| wanted.iter().any(|w| w == c))
+            }
         }
     }
 }
@@ -82,6 +82,9 @@ impl AnalyzerRegistry {
 
     /// Names of the current analyzers.
     pub fn names(&self) -> Vec<String> {
-        self.snapshot().iter().map(|a| a.name().to_string()).collect()
+        self.snapshot()
+            .iter()
+            .map(|a| a.name().to_string())
+            .collect()
     }
 }

@@ -145,7 +145,8 @@ impl Pipeline {
             })
             .collect();
         drop(finding_tx);
-        let findings_writer = tokio::spawn(run_findings_writer(store, finding_rx, findings.clone()));
+        let findings_writer =
+            tokio::spawn(run_findings_writer(store, finding_rx, findings.clone()));
 
         (
             Pipeline {

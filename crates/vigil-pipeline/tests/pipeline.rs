@@ -20,9 +20,11 @@ impl Analyzer for KeywordAnalyzer {
         use vigil_core::FieldLookup;
         match event.get_str("process.command_line") {
             Some(cmd) if cmd.contains("mimikatz") => {
-                vec![Finding::new(self.name(), 90.0, "mimikatz on the command line")
-                    .with_techniques(["T1003"])
-                    .about(event)]
+                vec![
+                    Finding::new(self.name(), 90.0, "mimikatz on the command line")
+                        .with_techniques(["T1003"])
+                        .about(event),
+                ]
             }
             _ => vec![],
         }
@@ -61,32 +63,57 @@ fn setup(config: PipelineConfig) -> (tempfile::TempDir, Arc<SqliteStore>, Pipeli
 async fn acknowledged_events_are_committed_and_analyzed_despite_a_panicking_analyzer() {
     let (_dir, store, pipeline, tasks) = setup(PipelineConfig::default());
     let mut stream = pipeline.subscribe();
-    let bad = ev(json!({"event.category": "process", "process.command_line": "mimikatz.exe sekurlsa", "host.name": "h"}));
+    let bad = ev(
+        json!({"event.category": "process", "process.command_line": "mimikatz.exe sekurlsa", "host.name": "h"}),
+    );
     let good = ev(json!({"event.category": "process", "process.command_line": "ls"}));
     let net = ev(json!({"event.category": "network", "process.command_line": "mimikatz"}));
-    let ids = [bad.id().to_string(), good.id().to_string(), net.id().to_string()];
+    let ids = [
+        bad.id().to_string(),
+        good.id().to_string(),
+        net.id().to_string(),
+    ];
     let flags = pipeline.ingest(vec![bad.clone(), good, net]).await.unwrap();
     assert_eq!(flags, vec![true, true, true]);
     for id in &ids {
-        assert!(store.get_event(id).await.unwrap().is_some(), "acknowledged {id} must be stored");
+        assert!(
+            store.get_event(id).await.unwrap().is_some(),
+            "acknowledged {id} must be stored"
+        );
     }
     // A retry of the same event is acknowledged but not stored or analyzed twice.
-    assert_eq!(pipeline.ingest(vec![bad.clone()]).await.unwrap(), vec![false]);
+    assert_eq!(
+        pipeline.ingest(vec![bad.clone()]).await.unwrap(),
+        vec![false]
+    );
 
-    let f = tokio::time::timeout(Duration::from_secs(10), stream.recv()).await.unwrap().unwrap();
+    let f = tokio::time::timeout(Duration::from_secs(10), stream.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(f.analyzer, "test:keyword");
     assert_eq!(f.event_ids, vec![ids[0].clone()]);
     assert_eq!(f.host_name.as_deref(), Some("h"));
 
     drop(pipeline);
     tasks.shutdown(Duration::from_secs(10)).await;
-    let stored = store.query_findings(&FindingQuery::default()).await.unwrap();
-    assert_eq!(stored.items.len(), 1, "only the process event with mimikatz, once");
+    let stored = store
+        .query_findings(&FindingQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.items.len(),
+        1,
+        "only the process event with mimikatz, once"
+    );
 }
 
 #[tokio::test]
 async fn a_full_queue_refuses_instead_of_growing() {
-    let (_dir, _store, pipeline, _tasks) = setup(PipelineConfig { ingest_queue: 5, ..Default::default() });
+    let (_dir, _store, pipeline, _tasks) = setup(PipelineConfig {
+        ingest_queue: 5,
+        ..Default::default()
+    });
     let five: Vec<Event> = (0..5).map(|_| ev(json!({}))).collect();
     let first = pipeline.ingest(five);
     tokio::pin!(first);
@@ -99,10 +126,16 @@ async fn a_full_queue_refuses_instead_of_growing() {
     assert_eq!(first.await.unwrap().len(), 5);
     assert_eq!(pipeline.queued(), 0);
     // Once drained it accepts again.
-    assert_eq!(pipeline.ingest(vec![ev(json!({}))]).await.unwrap(), vec![true]);
+    assert_eq!(
+        pipeline.ingest(vec![ev(json!({}))]).await.unwrap(),
+        vec![true]
+    );
     // A request bigger than the queue can never fit.
     let six: Vec<Event> = (0..6).map(|_| ev(json!({}))).collect();
-    assert!(matches!(pipeline.ingest(six).await, Err(IngestError::TooMany { got: 6, max: 5 })));
+    assert!(matches!(
+        pipeline.ingest(six).await,
+        Err(IngestError::TooMany { got: 6, max: 5 })
+    ));
 }
 
 async fn futures_poll_once<F: std::future::Future + Unpin>(f: &mut F) -> Option<F::Output> {

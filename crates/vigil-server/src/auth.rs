@@ -248,7 +248,9 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>, AppError> {
         .to_str()
         .map_err(|_| AppError::Unauthorized("the Authorization header is not ASCII".into()))?;
     match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
             Ok(Some(token.trim()))
         }
         _ => Err(AppError::Unauthorized(
@@ -273,17 +275,29 @@ fn query_token(req: &Request) -> Option<String> {
 }
 
 /// Middleware for routes that need the `agent` role (or `admin`).
-pub async fn require_agent(s: State<AppState>, req: Request, next: Next) -> Result<Response, AppError> {
+pub async fn require_agent(
+    s: State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, AppError> {
     authorize(s, req, next, Role::Agent).await
 }
 
 /// Middleware for routes that need the `viewer` role (or `admin`).
-pub async fn require_viewer(s: State<AppState>, req: Request, next: Next) -> Result<Response, AppError> {
+pub async fn require_viewer(
+    s: State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, AppError> {
     authorize(s, req, next, Role::Viewer).await
 }
 
 /// Middleware for routes that need the `admin` role.
-pub async fn require_admin(s: State<AppState>, req: Request, next: Next) -> Result<Response, AppError> {
+pub async fn require_admin(
+    s: State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, AppError> {
     authorize(s, req, next, Role::Admin).await
 }
 

@@ -159,7 +159,9 @@ impl From<StoreError> for AppError {
     fn from(e: StoreError) -> AppError {
         match e {
             StoreError::BadCursor => AppError::field("next", e.to_string()),
-            StoreError::Conflict(what) => AppError::bad("conflict", format!("{what} exists already")),
+            StoreError::Conflict(what) => {
+                AppError::bad("conflict", format!("{what} exists already"))
+            }
             other => AppError::Internal(other.to_string()),
         }
     }

@@ -82,7 +82,10 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/events/bulk",
             post(routes::events::post_bulk).layer(DefaultBodyLimit::max(cfg.max_bulk_bytes)),
         )
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_agent));
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_agent,
+        ));
 
     let read = Router::new()
         .route("/api/v1/events", get(routes::events::list_events))
@@ -95,7 +98,10 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/analyzers", get(routes::read::list_analyzers))
         .route("/api/v1/stream", get(stream::stream))
         .route("/api/v1/openapi.json", get(routes::system::openapi))
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_viewer));
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_viewer,
+        ));
 
     let admin = Router::new()
         .route(
@@ -103,7 +109,10 @@ pub fn app(state: AppState) -> Router {
             get(routes::keys::list_keys).post(routes::keys::create_key),
         )
         .route("/api/v1/keys/{id}", delete(routes::keys::revoke_key))
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_admin))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_admin,
+        ))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));
 
     let open = Router::new()

@@ -7,7 +7,9 @@
 
 use crate::{AppError, AppState};
 use axum::extract::rejection::QueryRejection;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::extract::ws::{
+    CloseFrame, Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
+};
 use axum::extract::{Query, State};
 use axum::response::Response;
 use serde::Deserialize;
@@ -68,7 +70,10 @@ pub async fn stream(
     let min_severity = p
         .severity
         .as_deref()
-        .map(|s| s.parse::<Severity>().map_err(|e| AppError::field("severity", e.to_string())))
+        .map(|s| {
+            s.parse::<Severity>()
+                .map_err(|e| AppError::field("severity", e.to_string()))
+        })
         .transpose()?;
     let filter = Filter {
         analyzer: p.analyzer,
@@ -122,5 +127,9 @@ async fn close(socket: &mut WebSocket, code: u16, reason: String) {
         code,
         reason: reason.into(),
     };
-    let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(Message::Close(Some(frame)))).await;
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        socket.send(Message::Close(Some(frame))),
+    )
+    .await;
 }

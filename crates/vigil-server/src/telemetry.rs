@@ -15,8 +15,8 @@ pub fn install_recorder() -> Result<PrometheusHandle, BuildError> {
 /// A recorder builder with Vigil's histogram buckets, for tests that need their own.
 pub fn builder() -> Result<PrometheusBuilder, BuildError> {
     let seconds = [
-        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-        2.5, 5.0, 10.0,
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+        5.0, 10.0,
     ];
     PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)?

@@ -30,7 +30,9 @@ async fn event_round_trip_filters_and_pagination() {
     assert_eq!(r.body["accepted"], 1);
     let id = r.body["ids"][0].as_str().unwrap().to_string();
 
-    let r = h.call("GET", &format!("/api/v1/events/{id}"), Some(&h.viewer), "").await;
+    let r = h
+        .call("GET", &format!("/api/v1/events/{id}"), Some(&h.viewer), "")
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["host"]["name"], "web-1");
     assert_eq!(r.body["custom"]["x"], 1, "custom fields survive");
@@ -39,7 +41,9 @@ async fn event_round_trip_filters_and_pagination() {
     let lines: String = (0..25)
         .map(|i| json!({"host.name": if i % 2 == 0 {"a"} else {"b"}, "event.category": "network", "n": i}).to_string() + "\n")
         .collect();
-    let r = h.call("POST", "/api/v1/events/bulk", Some(&h.agent), lines).await;
+    let r = h
+        .call("POST", "/api/v1/events/bulk", Some(&h.agent), lines)
+        .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
     assert_eq!(r.body["accepted"], 25);
     assert_eq!(r.body["rejected"], 0);
@@ -53,7 +57,10 @@ async fn event_round_trip_filters_and_pagination() {
         assert!(events.iter().all(|e| e["host"]["name"] == "a"));
         seen += events.len();
         match r.body["next"].as_str() {
-            Some(next) => uri = format!("/api/v1/events?host.name=a&event.category=network&limit=5&next={next}"),
+            Some(next) => {
+                uri =
+                    format!("/api/v1/events?host.name=a&event.category=network&limit=5&next={next}")
+            }
             None => break,
         }
     }
@@ -64,54 +71,272 @@ async fn event_round_trip_filters_and_pagination() {
 async fn idempotent_retry_with_client_event_id() {
     let h = harness().await;
     let body = json!({"event": {"id": "agent7-000042"}, "message": "x"}).to_string();
-    let r1 = h.call("POST", "/api/v1/events", Some(&h.agent), body.clone()).await;
+    let r1 = h
+        .call("POST", "/api/v1/events", Some(&h.agent), body.clone())
+        .await;
     let r2 = h.call("POST", "/api/v1/events", Some(&h.agent), body).await;
-    assert_eq!((r1.body["duplicates"].clone(), r2.body["duplicates"].clone()), (json!(0), json!(1)));
+    assert_eq!(
+        (r1.body["duplicates"].clone(), r2.body["duplicates"].clone()),
+        (json!(0), json!(1))
+    );
     let r = h.call("GET", "/api/v1/events", Some(&h.viewer), "").await;
     assert_eq!(r.body["events"].as_array().unwrap().len(), 1);
 }
 
+/// (method, uri, token, body, status, error code, error field)
+type BadCase<'a> = (
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    String,
+    StatusCode,
+    &'a str,
+    Option<&'a str>,
+);
+
 #[tokio::test]
 async fn bad_input_gets_clear_json_errors() {
     let h = harness_with(
-        ServerConfig { max_event_bytes: 1024, max_bulk_bytes: 4096, max_bulk_events: 10, ..Default::default() },
+        ServerConfig {
+            max_event_bytes: 1024,
+            max_bulk_bytes: 4096,
+            max_bulk_events: 10,
+            ..Default::default()
+        },
         PipelineConfig::default(),
         AuthConfig::default(),
     )
     .await;
     let a = Some(h.agent.as_str());
     let v = Some(h.viewer.as_str());
-    let cases: Vec<(&str, &str, Option<&str>, String, StatusCode, &str, Option<&str>)> = vec![
-        ("POST", "/api/v1/events", a, "{\"host\": ".into(), StatusCode::BAD_REQUEST, "invalid_json", None),
-        ("POST", "/api/v1/events", a, "[1,2]".into(), StatusCode::BAD_REQUEST, "invalid_event", None),
-        ("POST", "/api/v1/events", a, json!({"process": {"pid": "12"}}).to_string(), StatusCode::BAD_REQUEST, "invalid_event", Some("process.pid")),
-        ("POST", "/api/v1/events", a, json!({"@timestamp": "yesterday"}).to_string(), StatusCode::BAD_REQUEST, "invalid_event", Some("@timestamp")),
-        ("POST", "/api/v1/events", a, json!({"destination.ip": "1.2.3"}).to_string(), StatusCode::BAD_REQUEST, "invalid_event", Some("destination.ip")),
-        ("POST", "/api/v1/events", a, "".into(), StatusCode::BAD_REQUEST, "empty_body", None),
-        ("POST", "/api/v1/events", a, format!("{{\"message\": \"{}\"}}", "x".repeat(2000)), StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", None),
-        ("POST", "/api/v1/events/bulk", a, "\n \n".into(), StatusCode::BAD_REQUEST, "empty_bulk", None),
-        ("POST", "/api/v1/events/bulk", a, "{}\n".repeat(11), StatusCode::BAD_REQUEST, "too_many_events", None),
-        ("POST", "/api/v1/events/bulk", a, "{}\n".repeat(2000), StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", None),
-        ("POST", "/api/v1/events/bulk", a, "nope\n[]\n".into(), StatusCode::BAD_REQUEST, "invalid_bulk", None),
-        ("GET", "/api/v1/events?since=monday", v, String::new(), StatusCode::BAD_REQUEST, "invalid_field", Some("since")),
-        ("GET", "/api/v1/events?limit=0", v, String::new(), StatusCode::BAD_REQUEST, "invalid_field", Some("limit")),
-        ("GET", "/api/v1/events?limit=many", v, String::new(), StatusCode::BAD_REQUEST, "invalid_query", None),
-        ("GET", "/api/v1/events?hostname=a", v, String::new(), StatusCode::BAD_REQUEST, "invalid_query", None),
-        ("GET", "/api/v1/events?next=garbage", v, String::new(), StatusCode::BAD_REQUEST, "invalid_field", Some("next")),
-        ("GET", "/api/v1/findings?severity=severe", v, String::new(), StatusCode::BAD_REQUEST, "invalid_field", Some("severity")),
-        ("GET", "/api/v1/incidents?status=closed", v, String::new(), StatusCode::BAD_REQUEST, "invalid_field", Some("status")),
-        ("GET", "/api/v1/events/nope", v, String::new(), StatusCode::NOT_FOUND, "not_found", None),
-        ("GET", "/api/v1/findings/nope", v, String::new(), StatusCode::NOT_FOUND, "not_found", None),
-        ("GET", "/api/v1/incidents/nope", v, String::new(), StatusCode::NOT_FOUND, "not_found", None),
-        ("GET", "/api/v1/nothing-here", v, String::new(), StatusCode::NOT_FOUND, "not_found", None),
-        ("PUT", "/api/v1/events", a, String::new(), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None),
-        ("GET", "/api/v1/stream", v, String::new(), StatusCode::BAD_REQUEST, "websocket_required", None),
+    let cases: Vec<BadCase> = vec![
+        (
+            "POST",
+            "/api/v1/events",
+            a,
+            "{\"host\": ".into(),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            None,
+        ),
+        (
+            "POST",
+            "/api/v1/events",
+            a,
+            "[1,2]".into(),
+            StatusCode::BAD_REQUEST,
+            "invalid_event",
+            None,
+        ),
+        (
+            "POST",
+            "/api/v1/events",
+            a,
+            json!({"process": {"pid": "12"}}).to_string(),
+            StatusCode::BAD_REQUEST,
+            "invalid_event",
+            Some("process.pid"),
+        ),
+        (
+            "POST",
+            "/api/v1/events",
+            a,
+            json!({"@timestamp": "yesterday"}).to_string(),
+            StatusCode::BAD_REQUEST,
+            "invalid_event",
+            Some("@timestamp"),
+        ),
+        (
+            "POST",
+            "/api/v1/events",
+            a,
+            json!({"destination.ip": "1.2.3"}).to_string(),
+            StatusCode::BAD_REQUEST,
+            "invalid_event",
+            Some("destination.ip"),
+        ),
+        (
+            "POST",
+            "/api/v1/events",
+            a,
+            "".into(),
+            StatusCode::BAD_REQUEST,
+            "empty_body",
+            None,
+        ),
+        (
+            "POST",
+            "/api/v1/events",
+            a,
+            format!("{{\"message\": \"{}\"}}", "x".repeat(2000)),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            None,
+        ),
+        (
+            "POST",
+            "/api/v1/events/bulk",
+            a,
+            "\n \n".into(),
+            StatusCode::BAD_REQUEST,
+            "empty_bulk",
+            None,
+        ),
+        (
+            "POST",
+            "/api/v1/events/bulk",
+            a,
+            "{}\n".repeat(11),
+            StatusCode::BAD_REQUEST,
+            "too_many_events",
+            None,
+        ),
+        (
+            "POST",
+            "/api/v1/events/bulk",
+            a,
+            "{}\n".repeat(2000),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            None,
+        ),
+        (
+            "POST",
+            "/api/v1/events/bulk",
+            a,
+            "nope\n[]\n".into(),
+            StatusCode::BAD_REQUEST,
+            "invalid_bulk",
+            None,
+        ),
+        (
+            "GET",
+            "/api/v1/events?since=monday",
+            v,
+            String::new(),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            Some("since"),
+        ),
+        (
+            "GET",
+            "/api/v1/events?limit=0",
+            v,
+            String::new(),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            Some("limit"),
+        ),
+        (
+            "GET",
+            "/api/v1/events?limit=many",
+            v,
+            String::new(),
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            None,
+        ),
+        (
+            "GET",
+            "/api/v1/events?hostname=a",
+            v,
+            String::new(),
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            None,
+        ),
+        (
+            "GET",
+            "/api/v1/events?next=garbage",
+            v,
+            String::new(),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            Some("next"),
+        ),
+        (
+            "GET",
+            "/api/v1/findings?severity=severe",
+            v,
+            String::new(),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            Some("severity"),
+        ),
+        (
+            "GET",
+            "/api/v1/incidents?status=closed",
+            v,
+            String::new(),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            Some("status"),
+        ),
+        (
+            "GET",
+            "/api/v1/events/nope",
+            v,
+            String::new(),
+            StatusCode::NOT_FOUND,
+            "not_found",
+            None,
+        ),
+        (
+            "GET",
+            "/api/v1/findings/nope",
+            v,
+            String::new(),
+            StatusCode::NOT_FOUND,
+            "not_found",
+            None,
+        ),
+        (
+            "GET",
+            "/api/v1/incidents/nope",
+            v,
+            String::new(),
+            StatusCode::NOT_FOUND,
+            "not_found",
+            None,
+        ),
+        (
+            "GET",
+            "/api/v1/nothing-here",
+            v,
+            String::new(),
+            StatusCode::NOT_FOUND,
+            "not_found",
+            None,
+        ),
+        (
+            "PUT",
+            "/api/v1/events",
+            a,
+            String::new(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            None,
+        ),
+        (
+            "GET",
+            "/api/v1/stream",
+            v,
+            String::new(),
+            StatusCode::BAD_REQUEST,
+            "websocket_required",
+            None,
+        ),
     ];
     for (method, uri, token, body, status, code, field) in cases {
         let r = h.call(method, uri, token, body).await;
         assert_eq!(r.status, status, "{method} {uri}: {}", r.text);
         assert_eq!(error_code(&r), code, "{method} {uri}: {}", r.text);
-        assert_eq!(r.body["error"]["field"].as_str(), field, "{method} {uri}: {}", r.text);
+        assert_eq!(
+            r.body["error"]["field"].as_str(),
+            field,
+            "{method} {uri}: {}",
+            r.text
+        );
     }
     // Nothing of the refused requests was stored.
     let r = h.call("GET", "/api/v1/events", v, "").await;
@@ -122,7 +347,9 @@ async fn bad_input_gets_clear_json_errors() {
 async fn bulk_reports_bad_lines_by_number_and_keeps_good_ones() {
     let h = harness().await;
     let body = "{\"message\": \"one\"}\r\nnot json\n\n{\"source\": {\"port\": -1}}\n{\"message\": \"two\"}";
-    let r = h.call("POST", "/api/v1/events/bulk", Some(&h.agent), body).await;
+    let r = h
+        .call("POST", "/api/v1/events/bulk", Some(&h.agent), body)
+        .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
     assert_eq!(r.body["accepted"], 2);
     assert_eq!(r.body["rejected"], 2);
@@ -152,31 +379,105 @@ async fn auth_matrix() {
         ("GET", "/docs", None, StatusCode::OK),
         ("GET", "/api/v1/events", None, StatusCode::UNAUTHORIZED),
         ("POST", "/api/v1/events", None, StatusCode::UNAUTHORIZED),
-        ("GET", "/api/v1/openapi.json", None, StatusCode::UNAUTHORIZED),
+        (
+            "GET",
+            "/api/v1/openapi.json",
+            None,
+            StatusCode::UNAUTHORIZED,
+        ),
         ("GET", "/api/v1/stream", None, StatusCode::UNAUTHORIZED),
         ("GET", "/api/v1/keys", None, StatusCode::UNAUTHORIZED),
-        ("GET", "/api/v1/events", Some("vgl_doesnotexist"), StatusCode::UNAUTHORIZED),
-        ("GET", "/api/v1/events", Some("not-a-jwt"), StatusCode::UNAUTHORIZED),
-        ("GET", "/api/v1/events", Some(&expired), StatusCode::UNAUTHORIZED),
-        ("GET", "/api/v1/events", Some(&forged), StatusCode::UNAUTHORIZED),
-        ("GET", "/api/v1/events", Some(&bad_role), StatusCode::UNAUTHORIZED),
+        (
+            "GET",
+            "/api/v1/events",
+            Some("vgl_doesnotexist"),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "GET",
+            "/api/v1/events",
+            Some("not-a-jwt"),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "GET",
+            "/api/v1/events",
+            Some(&expired),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "GET",
+            "/api/v1/events",
+            Some(&forged),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "GET",
+            "/api/v1/events",
+            Some(&bad_role),
+            StatusCode::UNAUTHORIZED,
+        ),
         ("GET", "/api/v1/events", Some(&h.viewer), StatusCode::OK),
         ("GET", "/api/v1/events", Some(&viewer_jwt), StatusCode::OK),
-        ("GET", "/api/v1/events", Some(&h.agent), StatusCode::FORBIDDEN),
+        (
+            "GET",
+            "/api/v1/events",
+            Some(&h.agent),
+            StatusCode::FORBIDDEN,
+        ),
         ("GET", "/api/v1/events", Some(&h.admin), StatusCode::OK),
-        ("POST", "/api/v1/events", Some(&h.viewer), StatusCode::FORBIDDEN),
-        ("POST", "/api/v1/events", Some(&viewer_jwt), StatusCode::FORBIDDEN),
-        ("POST", "/api/v1/events", Some(&h.agent), StatusCode::ACCEPTED),
-        ("POST", "/api/v1/events", Some(&agent_jwt), StatusCode::ACCEPTED),
-        ("POST", "/api/v1/events", Some(&h.admin), StatusCode::ACCEPTED),
-        ("GET", "/api/v1/keys", Some(&h.viewer), StatusCode::FORBIDDEN),
+        (
+            "POST",
+            "/api/v1/events",
+            Some(&h.viewer),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "POST",
+            "/api/v1/events",
+            Some(&viewer_jwt),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "POST",
+            "/api/v1/events",
+            Some(&h.agent),
+            StatusCode::ACCEPTED,
+        ),
+        (
+            "POST",
+            "/api/v1/events",
+            Some(&agent_jwt),
+            StatusCode::ACCEPTED,
+        ),
+        (
+            "POST",
+            "/api/v1/events",
+            Some(&h.admin),
+            StatusCode::ACCEPTED,
+        ),
+        (
+            "GET",
+            "/api/v1/keys",
+            Some(&h.viewer),
+            StatusCode::FORBIDDEN,
+        ),
         ("GET", "/api/v1/keys", Some(&h.agent), StatusCode::FORBIDDEN),
         ("GET", "/api/v1/keys", Some(&h.admin), StatusCode::OK),
-        ("GET", "/api/v1/openapi.json", Some(&h.viewer), StatusCode::OK),
+        (
+            "GET",
+            "/api/v1/openapi.json",
+            Some(&h.viewer),
+            StatusCode::OK,
+        ),
     ];
     for (method, uri, token, status) in cases {
         let r = h.call(method, uri, token, event.clone()).await;
-        assert_eq!(r.status, status, "{method} {uri} with {token:?}: {}", r.text);
+        assert_eq!(
+            r.status, status,
+            "{method} {uri} with {token:?}: {}",
+            r.text
+        );
         match status {
             StatusCode::UNAUTHORIZED => {
                 assert_eq!(error_code(&r), "unauthorized");
@@ -197,7 +498,10 @@ async fn auth_matrix() {
             .body(axum::body::Body::empty())
             .unwrap();
         use tower::ServiceExt;
-        let resp = vigil_server::app(h.state.clone()).oneshot(req).await.unwrap();
+        let resp = vigil_server::app(h.state.clone())
+            .oneshot(req)
+            .await
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{header}");
     }
 }
@@ -207,7 +511,10 @@ async fn auth_can_be_turned_off_explicitly() {
     let h = harness_with(
         ServerConfig::default(),
         PipelineConfig::default(),
-        AuthConfig { enabled: false, ..Default::default() },
+        AuthConfig {
+            enabled: false,
+            ..Default::default()
+        },
     )
     .await;
     let r = h.call("GET", "/api/v1/keys", None, "").await;
@@ -218,7 +525,12 @@ async fn auth_can_be_turned_off_explicitly() {
 async fn api_keys_are_created_listed_without_secrets_and_revoked() {
     let h = harness().await;
     let r = h
-        .call("POST", "/api/v1/keys", Some(&h.admin), json!({"name": "edr-fleet", "role": "agent"}).to_string())
+        .call(
+            "POST",
+            "/api/v1/keys",
+            Some(&h.admin),
+            json!({"name": "edr-fleet", "role": "agent"}).to_string(),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let key = r.body["key"].as_str().unwrap().to_string();
@@ -234,11 +546,15 @@ async fn api_keys_are_created_listed_without_secrets_and_revoked() {
     assert!(!r.text.contains("key_hash"));
     assert_eq!(r.body["keys"].as_array().unwrap().len(), 4);
 
-    let r = h.call("DELETE", &format!("/api/v1/keys/{id}"), Some(&h.admin), "").await;
+    let r = h
+        .call("DELETE", &format!("/api/v1/keys/{id}"), Some(&h.admin), "")
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     let r = h.call("POST", "/api/v1/events", Some(&key), "{}").await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    let r = h.call("DELETE", &format!("/api/v1/keys/{id}"), Some(&h.admin), "").await;
+    let r = h
+        .call("DELETE", &format!("/api/v1/keys/{id}"), Some(&h.admin), "")
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 
     for (body, field_hint) in [
@@ -247,9 +563,18 @@ async fn api_keys_are_created_listed_without_secrets_and_revoked() {
         (json!({"role": "agent"}).to_string(), "name"),
         ("{".to_string(), ""),
     ] {
-        let r = h.call("POST", "/api/v1/keys", Some(&h.admin), body.clone()).await;
+        let r = h
+            .call("POST", "/api/v1/keys", Some(&h.admin), body.clone())
+            .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.text);
-        assert!(r.body["error"]["message"].as_str().unwrap().contains(field_hint), "{}", r.text);
+        assert!(
+            r.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(field_hint),
+            "{}",
+            r.text
+        );
     }
 }
 
@@ -290,10 +615,15 @@ async fn openapi_describes_exactly_the_served_routes() {
     let h = harness().await;
     for (method, path) in &served {
         let uri = path.replace("{id}", "x");
-        let r = h.call(&method.to_uppercase(), &uri, Some(&h.admin), "{}").await;
+        let r = h
+            .call(&method.to_uppercase(), &uri, Some(&h.admin), "{}")
+            .await;
         assert!(
-            r.status != StatusCode::METHOD_NOT_ALLOWED && !(r.status == StatusCode::NOT_FOUND && r.text.contains("no route")),
-            "{method} {path} is documented but not served: {} {}", r.status, r.text
+            r.status != StatusCode::METHOD_NOT_ALLOWED
+                && !(r.status == StatusCode::NOT_FOUND && r.text.contains("no route")),
+            "{method} {path} is documented but not served: {} {}",
+            r.status,
+            r.text
         );
     }
 }
@@ -305,5 +635,10 @@ async fn metrics_endpoint_renders_prometheus_text() {
     h.state.metrics = Some(recorder.handle());
     let r = h.call("GET", "/metrics", None, "").await;
     assert_eq!(r.status, StatusCode::OK);
-    assert!(r.headers["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(
+        r.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
 }

@@ -18,15 +18,28 @@ async fn serve(h: &Harness) -> String {
     addr.to_string()
 }
 
-async fn connect(addr: &str, query: &str, token: &str) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    let mut req = format!("ws://{addr}/api/v1/stream{query}").into_client_request().unwrap();
-    req.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+async fn connect(
+    addr: &str,
+    query: &str,
+    token: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let mut req = format!("ws://{addr}/api/v1/stream{query}")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
     tokio_tungstenite::connect_async(req).await.unwrap().0
 }
 
-async fn next_text(ws: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin)) -> Value {
+async fn next_text(
+    ws: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
+) -> Value {
     loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("a message in time").unwrap().unwrap();
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message in time")
+            .unwrap()
+            .unwrap();
         if let Message::Text(t) = msg {
             return serde_json::from_str(&t).unwrap();
         }
@@ -48,7 +61,9 @@ async fn subscribers_receive_findings_with_filters() {
         json!({"message": "alert: critical", "score": 95, "host.name": "web-1"}),
     ];
     for e in events {
-        let r = h.call("POST", "/api/v1/events", Some(&h.agent), e.to_string()).await;
+        let r = h
+            .call("POST", "/api/v1/events", Some(&h.agent), e.to_string())
+            .await;
         assert_eq!(r.status, axum::http::StatusCode::ACCEPTED);
     }
     let f1 = next_text(&mut all).await;
@@ -57,9 +72,14 @@ async fn subscribers_receive_findings_with_filters() {
     assert_eq!(f2["summary"], "alert: critical");
     assert_eq!(f2["analyzer"], "test:alert");
     let c = next_text(&mut critical).await;
-    assert_eq!(c["summary"], "alert: critical", "the medium finding is filtered out");
+    assert_eq!(
+        c["summary"], "alert: critical",
+        "the medium finding is filtered out"
+    );
     assert!(
-        tokio::time::timeout(Duration::from_millis(300), other_host.next()).await.is_err(),
+        tokio::time::timeout(Duration::from_millis(300), other_host.next())
+            .await
+            .is_err(),
         "no finding for another host"
     );
 }
@@ -68,9 +88,16 @@ async fn subscribers_receive_findings_with_filters() {
 async fn browsers_may_pass_the_token_in_the_query_and_bad_tokens_are_refused() {
     let h = harness().await;
     let addr = serve(&h).await;
-    let ok = tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/stream?access_token={}", h.viewer)).await;
+    let ok = tokio_tungstenite::connect_async(format!(
+        "ws://{addr}/api/v1/stream?access_token={}",
+        h.viewer
+    ))
+    .await;
     assert!(ok.is_ok());
-    let refused = tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/stream?access_token=vgl_wrong")).await;
+    let refused = tokio_tungstenite::connect_async(format!(
+        "ws://{addr}/api/v1/stream?access_token=vgl_wrong"
+    ))
+    .await;
     match refused {
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 401),
         other => panic!("expected 401, got {other:?}"),
@@ -81,15 +108,22 @@ async fn browsers_may_pass_the_token_in_the_query_and_bad_tokens_are_refused() {
 async fn a_slow_subscriber_is_dropped_with_a_reason_and_the_pipeline_goes_on() {
     let h = harness_with(
         ServerConfig::default(),
-        PipelineConfig { stream_buffer: 4, ..Default::default() },
+        PipelineConfig {
+            stream_buffer: 4,
+            ..Default::default()
+        },
         AuthConfig::default(),
     )
     .await;
     let addr = serve(&h).await;
     let mut slow = connect(&addr, "", &h.viewer).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let lines: String = (0..3000).map(|i| json!({"message": format!("alert {i}")}).to_string() + "\n").collect();
-    let r = h.call("POST", "/api/v1/events/bulk", Some(&h.agent), lines).await;
+    let lines: String = (0..3000)
+        .map(|i| json!({"message": format!("alert {i}")}).to_string() + "\n")
+        .collect();
+    let r = h
+        .call("POST", "/api/v1/events/bulk", Some(&h.agent), lines)
+        .await;
     assert_eq!(r.body["accepted"], 3000);
 
     // Read what is buffered; the stream must end with a close frame that says why.
@@ -106,7 +140,10 @@ async fn a_slow_subscriber_is_dropped_with_a_reason_and_the_pipeline_goes_on() {
         }
     }
     let frame = close.expect("a close frame");
-    assert_eq!(u16::from(frame.code), vigil_server::stream::CLOSE_SLOW_CONSUMER);
+    assert_eq!(
+        u16::from(frame.code),
+        vigil_server::stream::CLOSE_SLOW_CONSUMER
+    );
     assert!(frame.reason.contains("slow consumer"), "{}", frame.reason);
 
     // Every finding was still stored.

@@ -83,8 +83,7 @@ pub trait Store: Send + Sync + 'static {
     /// One incident by id.
     async fn get_incident(&self, id: &str) -> Result<Option<Incident>, StoreError>;
     /// Incidents matching the query, most recently updated first.
-    async fn query_incidents(&self, query: &IncidentQuery)
-    -> Result<Page<Incident>, StoreError>;
+    async fn query_incidents(&self, query: &IncidentQuery) -> Result<Page<Incident>, StoreError>;
 
     /// Agents seen or registered, most recently seen first.
     async fn list_agents(&self) -> Result<Vec<Agent>, StoreError>;

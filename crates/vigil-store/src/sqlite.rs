@@ -305,7 +305,10 @@ fn decode_cursor(cursor: &str) -> Result<(i64, String), StoreError> {
         .map_err(|_| StoreError::BadCursor)?;
     let raw = String::from_utf8(raw).map_err(|_| StoreError::BadCursor)?;
     let (ts, key) = raw.split_once(':').ok_or(StoreError::BadCursor)?;
-    Ok((ts.parse().map_err(|_| StoreError::BadCursor)?, key.to_string()))
+    Ok((
+        ts.parse().map_err(|_| StoreError::BadCursor)?,
+        key.to_string(),
+    ))
 }
 
 fn page_limit(limit: usize) -> usize {

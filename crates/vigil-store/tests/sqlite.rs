@@ -49,12 +49,21 @@ async fn cursor_pagination_walks_every_event_once_newest_first() {
     let store = open(&dir);
     // Several events share a timestamp, so the tiebreak must work.
     let events: Vec<Event> = (0..57)
-        .map(|i| event(i / 3, if i % 2 == 0 { "a" } else { "b" }, if i % 3 == 0 { "network" } else { "process" }))
+        .map(|i| {
+            event(
+                i / 3,
+                if i % 2 == 0 { "a" } else { "b" },
+                if i % 3 == 0 { "network" } else { "process" },
+            )
+        })
         .collect();
     store.insert_events(&events).await.unwrap();
 
     let mut seen = Vec::new();
-    let mut q = EventQuery { limit: 10, ..Default::default() };
+    let mut q = EventQuery {
+        limit: 10,
+        ..Default::default()
+    };
     loop {
         let page = store.query_events(&q).await.unwrap();
         seen.extend(page.items.iter().map(|e| e.id().to_string()));
@@ -70,14 +79,21 @@ async fn cursor_pagination_walks_every_event_once_newest_first() {
     assert_eq!(unique.len(), 57);
 
     let page = store
-        .query_events(&EventQuery { limit: 1000, ..Default::default() })
+        .query_events(&EventQuery {
+            limit: 1000,
+            ..Default::default()
+        })
         .await
         .unwrap();
     let ts: Vec<_> = page.items.iter().map(|e| e.timestamp()).collect();
     assert!(ts.windows(2).all(|w| w[0] >= w[1]), "newest first");
 
     let host_a = store
-        .query_events(&EventQuery { host: Some("a".into()), limit: 1000, ..Default::default() })
+        .query_events(&EventQuery {
+            host: Some("a".into()),
+            limit: 1000,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(host_a.items.len(), 29);
@@ -97,13 +113,21 @@ async fn cursor_pagination_walks_every_event_once_newest_first() {
     let since = Utc.timestamp_opt(1_800_000_000 + 10, 0).unwrap();
     let until = Utc.timestamp_opt(1_800_000_000 + 12, 0).unwrap();
     let window = store
-        .query_events(&EventQuery { since: Some(since), until: Some(until), limit: 1000, ..Default::default() })
+        .query_events(&EventQuery {
+            since: Some(since),
+            until: Some(until),
+            limit: 1000,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(window.items.len(), 6);
 
     let bad = store
-        .query_events(&EventQuery { cursor: Some("not a cursor!".into()), ..Default::default() })
+        .query_events(&EventQuery {
+            cursor: Some("not a cursor!".into()),
+            ..Default::default()
+        })
         .await;
     assert!(matches!(bad, Err(StoreError::BadCursor)));
 }
@@ -118,7 +142,11 @@ async fn retention_deletes_only_old_events_and_their_category_rows() {
     assert_eq!(store.delete_events_before(cutoff).await.unwrap(), 11_000);
     assert_eq!(store.count_events().await.unwrap(), 1_000);
     let by_cat = store
-        .query_events(&EventQuery { category: Some("process".into()), limit: 1000, ..Default::default() })
+        .query_events(&EventQuery {
+            category: Some("process".into()),
+            limit: 1000,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(by_cat.items.len(), 1000);
@@ -137,24 +165,39 @@ async fn findings_filters_and_event_link() {
     ];
     store.insert_findings(&findings).await.unwrap();
     store.insert_findings(&findings).await.unwrap();
-    let all = store.query_findings(&FindingQuery::default()).await.unwrap();
+    let all = store
+        .query_findings(&FindingQuery::default())
+        .await
+        .unwrap();
     assert_eq!(all.items.len(), 3);
     let high = store
-        .query_findings(&FindingQuery { min_severity: Some(Severity::High), ..Default::default() })
+        .query_findings(&FindingQuery {
+            min_severity: Some(Severity::High),
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(high.items.len(), 2);
     let of_event = store
-        .query_findings(&FindingQuery { event_id: Some(ev.id().into()), ..Default::default() })
+        .query_findings(&FindingQuery {
+            event_id: Some(ev.id().into()),
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(of_event.items.len(), 2);
     let by_a = store
-        .query_findings(&FindingQuery { analyzer: Some("a".into()), ..Default::default() })
+        .query_findings(&FindingQuery {
+            analyzer: Some("a".into()),
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(by_a.items.len(), 2);
-    assert_eq!(store.get_finding(&findings[1].id).await.unwrap().unwrap(), findings[1]);
+    assert_eq!(
+        store.get_finding(&findings[1].id).await.unwrap().unwrap(),
+        findings[1]
+    );
 }
 
 #[tokio::test]
@@ -183,11 +226,17 @@ async fn incidents_upsert_and_filter() {
     inc.status = IncidentStatus::Resolved;
     store.upsert_incident(&inc).await.unwrap();
     let open = store
-        .query_incidents(&IncidentQuery { status: Some(IncidentStatus::Open), ..Default::default() })
+        .query_incidents(&IncidentQuery {
+            status: Some(IncidentStatus::Open),
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert!(open.items.is_empty());
-    let all = store.query_incidents(&IncidentQuery::default()).await.unwrap();
+    let all = store
+        .query_incidents(&IncidentQuery::default())
+        .await
+        .unwrap();
     assert_eq!(all.items, vec![inc.clone()]);
     assert_eq!(store.get_incident(&inc.id).await.unwrap(), Some(inc));
 }
@@ -205,8 +254,14 @@ async fn api_keys_scripts_models_cache() {
         revoked_at: None,
     };
     store.create_api_key(&key).await.unwrap();
-    assert!(matches!(store.create_api_key(&key).await, Err(StoreError::Conflict(_))));
-    assert_eq!(store.find_api_key(&key.key_hash).await.unwrap(), Some(key.clone()));
+    assert!(matches!(
+        store.create_api_key(&key).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.find_api_key(&key.key_hash).await.unwrap(),
+        Some(key.clone())
+    );
     assert!(store.revoke_api_key("k1").await.unwrap());
     assert!(!store.revoke_api_key("k1").await.unwrap());
     assert_eq!(store.find_api_key(&key.key_hash).await.unwrap(), None);
@@ -222,8 +277,16 @@ async fn api_keys_scripts_models_cache() {
         created_at: vigil_core::now_rfc3339(),
     };
     store.put_script(&script).await.unwrap();
-    assert!(matches!(store.put_script(&script).await, Err(StoreError::Conflict(_))));
-    assert!(store.set_script_enabled("s", false, Some("failed 5 times")).await.unwrap());
+    assert!(matches!(
+        store.put_script(&script).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(
+        store
+            .set_script_enabled("s", false, Some("failed 5 times"))
+            .await
+            .unwrap()
+    );
     let listed = store.list_scripts().await.unwrap();
     assert_eq!(listed[0].disabled_reason.as_deref(), Some("failed 5 times"));
     assert!(!store.set_script_enabled("nope", true, None).await.unwrap());
@@ -242,12 +305,25 @@ async fn api_keys_scripts_models_cache() {
     }
     let latest = store.latest_model("m").await.unwrap().unwrap();
     assert_eq!((latest.version, latest.data), (2, vec![2; 4]));
-    assert!(store.list_models().await.unwrap().iter().all(|m| m.data.is_empty()));
+    assert!(
+        store
+            .list_models()
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| m.data.is_empty())
+    );
 
     store.cache_put("vt", "h", b"v", None).await.unwrap();
-    store.cache_put("vt", "gone", b"x", Some(Duration::from_micros(1))).await.unwrap();
+    store
+        .cache_put("vt", "gone", b"x", Some(Duration::from_micros(1)))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
-    assert_eq!(store.cache_get("vt", "h").await.unwrap(), Some(b"v".to_vec()));
+    assert_eq!(
+        store.cache_get("vt", "h").await.unwrap(),
+        Some(b"v".to_vec())
+    );
     assert_eq!(store.cache_get("vt", "gone").await.unwrap(), None);
     assert_eq!(store.cache_purge_expired().await.unwrap(), 1);
 }
@@ -260,5 +336,8 @@ async fn refuses_a_database_from_a_newer_vigil() {
     conn.pragma_update(None, "user_version", 999).unwrap();
     drop(conn);
     let err = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap_err();
-    assert!(matches!(err, StoreError::SchemaTooNew { found: 999, .. }), "{err}");
+    assert!(
+        matches!(err, StoreError::SchemaTooNew { found: 999, .. }),
+        "{err}"
+    );
 }

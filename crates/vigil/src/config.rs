@@ -211,7 +211,11 @@ mod tests {
     fn file_then_env_override() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v.toml");
-        std::fs::write(&path, "[server]\nlisten = \"0.0.0.0:9000\"\n[pipeline]\nworkers = 3\n").unwrap();
+        std::fs::write(
+            &path,
+            "[server]\nlisten = \"0.0.0.0:9000\"\n[pipeline]\nworkers = 3\n",
+        )
+        .unwrap();
         let c = Config::load(
             Some(&path),
             env(&[

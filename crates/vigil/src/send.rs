@@ -148,7 +148,8 @@ pub async fn send(args: SendArgs) -> Result<ExitCode> {
             args.token.clone(),
             args.retries,
         );
-        in_flight.spawn(async move { post_batch(&client, &endpoint, &token, batch, retries).await });
+        in_flight
+            .spawn(async move { post_batch(&client, &endpoint, &token, batch, retries).await });
     }
     while let Some(done) = in_flight.join_next().await {
         account(&mut summary, done??, &progress);
@@ -184,16 +185,22 @@ pub async fn send(args: SendArgs) -> Result<ExitCode> {
     })
 }
 
-fn account(summary: &mut Summary, (batch, answer, retries): (Batch, BulkAnswer, usize), bar: &ProgressBar) {
+fn account(
+    summary: &mut Summary,
+    (batch, answer, retries): (Batch, BulkAnswer, usize),
+    bar: &ProgressBar,
+) {
     summary.requests += 1;
     summary.retries += retries;
     summary.accepted += answer.accepted;
     summary.duplicates += answer.duplicates;
     summary.rejected += answer.rejected;
-    summary.errors.extend(answer.errors.into_iter().map(|mut e| {
-        e.line += batch.first_line - 1;
-        e
-    }));
+    summary
+        .errors
+        .extend(answer.errors.into_iter().map(|mut e| {
+            e.line += batch.first_line - 1;
+            e
+        }));
     bar.set_message(format!("{} accepted", summary.accepted));
 }
 
@@ -224,15 +231,24 @@ async fn post_batch(
                 let text = resp.text().await.unwrap_or_default();
                 if status.is_success() || status.as_u16() == 400 {
                     let answer: BulkAnswer = serde_json::from_str(&text).with_context(|| {
-                        format!("lines {}..: unexpected answer ({status}): {text}", batch.first_line)
+                        format!(
+                            "lines {}..: unexpected answer ({status}): {text}",
+                            batch.first_line
+                        )
                     })?;
                     if status.is_success() || answer.rejected > 0 {
                         return Ok((batch, answer, attempt as usize));
                     }
-                    bail!("lines {}..: server refused the batch ({status}): {text}", batch.first_line);
+                    bail!(
+                        "lines {}..: server refused the batch ({status}): {text}",
+                        batch.first_line
+                    );
                 }
                 if status.as_u16() != 429 && status.as_u16() != 503 {
-                    bail!("lines {}..: server answered {status}: {text}", batch.first_line);
+                    bail!(
+                        "lines {}..: server answered {status}: {text}",
+                        batch.first_line
+                    );
                 }
                 Duration::from_secs(retry_after.unwrap_or(1).min(30))
             }

@@ -14,13 +14,25 @@ fn vigil() -> Command {
 
 #[test]
 fn version_and_config_print() {
-    let out = vigil().arg("--version").assert().success().get_output().stdout.clone();
-    assert_eq!(String::from_utf8(out).unwrap().trim(), format!("vigil {}", env!("CARGO_PKG_VERSION")));
+    let out = vigil()
+        .arg("--version")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(
+        String::from_utf8(out).unwrap().trim(),
+        format!("vigil {}", env!("CARGO_PKG_VERSION"))
+    );
 
     let out = vigil()
         .args(["config", "print"])
         .env("VIGIL_SERVER__LISTEN", "0.0.0.0:9999")
-        .env("VIGIL_AUTH__JWT_HS256_SECRET", "do-not-print-me-do-not-print-me-0123")
+        .env(
+            "VIGIL_AUTH__JWT_HS256_SECRET",
+            "do-not-print-me-do-not-print-me-0123",
+        )
         .assert()
         .success()
         .get_output()
@@ -70,7 +82,11 @@ fn key_create_prints_the_key_alone() {
         .get_output()
         .stderr
         .clone();
-    assert!(String::from_utf8(out).unwrap().contains("admin, agent or viewer"));
+    assert!(
+        String::from_utf8(out)
+            .unwrap()
+            .contains("admin, agent or viewer")
+    );
 }
 
 #[test]
@@ -91,7 +107,15 @@ fn events_send_reports_rejected_lines_with_file_line_numbers() {
     let out = vigil()
         .args(["events", "send"])
         .arg(&file)
-        .args(["--url", &server.url, "--token", &key, "--batch", "10", "--json"])
+        .args([
+            "--url",
+            &server.url,
+            "--token",
+            &key,
+            "--batch",
+            "10",
+            "--json",
+        ])
         .assert()
         .code(1)
         .get_output()

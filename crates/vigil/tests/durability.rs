@@ -12,7 +12,10 @@ use std::time::Duration;
 async fn every_acknowledged_event_survives_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    let key = server.admin_key.clone().expect("first start prints an admin key");
+    let key = server
+        .admin_key
+        .clone()
+        .expect("first start prints an admin key");
     let url = server.url.clone();
     let http = client();
 
@@ -54,14 +57,24 @@ async fn every_acknowledged_event_survives_sigkill() {
     }
     let acked = acked.lock().unwrap().clone();
     eprintln!("{} events acknowledged before SIGKILL", acked.len());
-    assert!(acked.len() >= 8000, "only {} events acknowledged before the kill", acked.len());
+    assert!(
+        acked.len() >= 8000,
+        "only {} events acknowledged before the kill",
+        acked.len()
+    );
 
     let server = Server::start(dir.path());
-    assert!(server.admin_key.is_none(), "a restart must not create another admin key");
+    assert!(
+        server.admin_key.is_none(),
+        "a restart must not create another admin key"
+    );
     let mut stored = HashSet::new();
     let mut next: Option<String> = None;
     loop {
-        let mut req = http.get(format!("{}/api/v1/events", server.url)).bearer_auth(&key).query(&[("limit", "1000")]);
+        let mut req = http
+            .get(format!("{}/api/v1/events", server.url))
+            .bearer_auth(&key)
+            .query(&[("limit", "1000")]);
         if let Some(n) = &next {
             req = req.query(&[("next", n)]);
         }
@@ -75,7 +88,15 @@ async fn every_acknowledged_event_survives_sigkill() {
         }
     }
     let lost: Vec<&String> = acked.iter().filter(|id| !stored.contains(*id)).collect();
-    assert!(lost.is_empty(), "{} acknowledged events lost, e.g. {:?}", lost.len(), &lost[..lost.len().min(5)]);
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged events lost, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
     assert!(stored.len() >= acked.len());
-    eprintln!("{} events stored after restart, none of the acknowledged lost", stored.len());
+    eprintln!(
+        "{} events stored after restart, none of the acknowledged lost",
+        stored.len()
+    );
 }

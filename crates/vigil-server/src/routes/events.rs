@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use vigil_core::Event;
+use vigil_core::ndjson::{self, BatchError};
 use vigil_store::EventQuery;
 
 /// Most per-line errors listed in a bulk answer; the count covers them all.
@@ -31,36 +32,7 @@ pub struct Accepted {
     pub rejected: Option<usize>,
     /// Bulk only: why lines were refused (the first 100).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub errors: Option<Vec<LineError>>,
-}
-
-/// Why one line of a bulk request was refused.
-#[derive(Debug, Serialize)]
-pub struct LineError {
-    /// 1-based line number.
-    pub line: usize,
-    /// Stable code: `invalid_json` or `invalid_event`.
-    pub code: &'static str,
-    /// What is wrong.
-    pub message: String,
-    /// Offending field, when known.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-}
-
-fn parse_line(bytes: &[u8], now: chrono::DateTime<chrono::Utc>) -> Result<Event, LineError> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| LineError {
-        line: 0,
-        code: "invalid_json",
-        message: format!("malformed JSON: {e}"),
-        field: None,
-    })?;
-    Event::from_input(value, now).map_err(|e| LineError {
-        line: 0,
-        code: "invalid_event",
-        field: e.field().map(str::to_string),
-        message: e.to_string(),
-    })
+    pub errors: Option<Vec<ndjson::LineError>>,
 }
 
 /// `POST /api/v1/events`: one JSON event.
@@ -70,9 +42,12 @@ pub async fn post_event(
 ) -> Result<Response, AppError> {
     let body = body.map_err(|e| bytes_rejection(e, state.config.max_event_bytes))?;
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(AppError::bad("empty_body", "the request body is empty: send one JSON event"));
+        return Err(AppError::bad(
+            "empty_body",
+            "the request body is empty: send one JSON event",
+        ));
     }
-    let event = match parse_line(&body, chrono::Utc::now()) {
+    let event = match ndjson::parse_event(&body, chrono::Utc::now()) {
         Ok(e) => e,
         Err(e) if e.code == "invalid_json" => return Err(AppError::bad("invalid_json", e.message)),
         Err(e) => {
@@ -107,12 +82,17 @@ pub async fn post_bulk(
 ) -> Result<Response, AppError> {
     let body = body.map_err(|e| bytes_rejection(e, state.config.max_bulk_bytes))?;
     let max_lines = state.config.max_bulk_events;
-    let parsed = tokio::task::spawn_blocking(move || parse_bulk(&body, max_lines))
-        .await
-        .map_err(|e| AppError::Internal(format!("bulk parse task: {e}")))??;
-    let (events, errors) = parsed;
+    let parsed = tokio::task::spawn_blocking(move || {
+        ndjson::parse_batch(&body, max_lines, chrono::Utc::now())
+    })
+    .await
+    .map_err(|e| AppError::Internal(format!("bulk parse task: {e}")))?;
+    let (events, errors) = parsed.map_err(|e| match e {
+        BatchError::Empty => AppError::bad("empty_bulk", format!("the bulk request has {e}")),
+        BatchError::TooManyLines { .. } => AppError::bad("too_many_events", e.to_string()),
+    })?;
     let rejected = errors.len();
-    let listed: Vec<LineError> = errors.into_iter().take(MAX_LISTED_ERRORS).collect();
+    let listed: Vec<ndjson::LineError> = errors.into_iter().take(MAX_LISTED_ERRORS).collect();
     if events.is_empty() {
         let body = json!({
             "error": {
@@ -137,40 +117,6 @@ pub async fn post_bulk(
         }),
     )
         .into_response())
-}
-
-fn parse_bulk(body: &[u8], max_lines: usize) -> Result<(Vec<Event>, Vec<LineError>), AppError> {
-    let lines: Vec<(usize, &[u8])> = body
-        .split(|b| *b == b'\n')
-        .enumerate()
-        .map(|(i, l)| (i + 1, l.strip_suffix(b"\r").unwrap_or(l)))
-        .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
-        .collect();
-    if lines.is_empty() {
-        return Err(AppError::bad(
-            "empty_bulk",
-            "the bulk request has no events: send NDJSON, one JSON event a line",
-        ));
-    }
-    if lines.len() > max_lines {
-        return Err(AppError::bad(
-            "too_many_events",
-            format!("{} lines in one bulk request; at most {max_lines} are accepted, split it", lines.len()),
-        ));
-    }
-    let now = chrono::Utc::now();
-    let mut events = Vec::with_capacity(lines.len());
-    let mut errors = Vec::new();
-    for (line, bytes) in lines {
-        match parse_line(bytes, now) {
-            Ok(e) => events.push(e),
-            Err(mut e) => {
-                e.line = line;
-                errors.push(e);
-            }
-        }
-    }
-    Ok((events, errors))
 }
 
 /// Query parameters of `GET /api/v1/events`.

@@ -27,7 +27,10 @@ pub async fn create_key(
     let Json(req) = body?;
     let name = req.name.trim();
     if name.is_empty() || name.len() > 128 {
-        return Err(AppError::field("name", "`name` must be 1 to 128 characters"));
+        return Err(AppError::field(
+            "name",
+            "`name` must be 1 to 128 characters",
+        ));
     }
     let (key, record) = generate_api_key(name, req.role);
     state.store.create_api_key(&record).await?;
@@ -51,6 +54,8 @@ pub async fn revoke_key(
         tracing::info!(key_id = %id, "API key revoked");
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(AppError::NotFound(format!("no active API key with id `{id}`")))
+        Err(AppError::NotFound(format!(
+            "no active API key with id `{id}`"
+        )))
     }
 }

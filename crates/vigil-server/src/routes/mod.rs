@@ -9,7 +9,10 @@ use crate::AppError;
 use chrono::{DateTime, Utc};
 
 /// Parses an RFC 3339 query parameter, naming it on error.
-pub(crate) fn parse_time(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, AppError> {
+pub(crate) fn parse_time(
+    field: &str,
+    value: Option<&str>,
+) -> Result<Option<DateTime<Utc>>, AppError> {
     value
         .map(|v| {
             DateTime::parse_from_rfc3339(v)
@@ -17,7 +20,9 @@ pub(crate) fn parse_time(field: &str, value: Option<&str>) -> Result<Option<Date
                 .map_err(|e| {
                     AppError::field(
                         field,
-                        format!("`{field}` must be an RFC 3339 time such as 2026-01-31T12:00:00Z ({e})"),
+                        format!(
+                            "`{field}` must be an RFC 3339 time such as 2026-01-31T12:00:00Z ({e})"
+                        ),
                     )
                 })
         })

@@ -11,8 +11,11 @@ use vigil_core::{Finding, Incident, IncidentStatus, Severity};
 use vigil_store::{FindingQuery, IncidentQuery};
 
 fn parse_severity(v: Option<&str>) -> Result<Option<Severity>, AppError> {
-    v.map(|s| s.parse::<Severity>().map_err(|e| AppError::field("severity", e.to_string())))
-        .transpose()
+    v.map(|s| {
+        s.parse::<Severity>()
+            .map_err(|e| AppError::field("severity", e.to_string()))
+    })
+    .transpose()
 }
 
 /// Query parameters of `GET /api/v1/findings`.
@@ -87,7 +90,10 @@ pub async fn list_incidents(
     let status = p
         .status
         .as_deref()
-        .map(|s| s.parse::<IncidentStatus>().map_err(|e| AppError::field("status", e)))
+        .map(|s| {
+            s.parse::<IncidentStatus>()
+                .map_err(|e| AppError::field("status", e))
+        })
         .transpose()?;
     let query = IncidentQuery {
         status,

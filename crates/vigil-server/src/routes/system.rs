@@ -18,7 +18,11 @@ pub async fn health(State(state): State<AppState>) -> Json<Value> {
 
 /// `GET /metrics`: Prometheus text format, no credential needed.
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let body = state.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
+    let body = state
+        .metrics
+        .as_ref()
+        .map(|h| h.render())
+        .unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

@@ -44,7 +44,11 @@ pub struct Harness {
     pub viewer: String,
 }
 
-pub async fn harness_with(server: ServerConfig, pipeline: PipelineConfig, auth: AuthConfig) -> Harness {
+pub async fn harness_with(
+    server: ServerConfig,
+    pipeline: PipelineConfig,
+    auth: AuthConfig,
+) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
@@ -93,25 +97,49 @@ pub struct Reply {
 }
 
 impl Harness {
-    pub async fn call(&self, method: &str, uri: &str, token: Option<&str>, body: impl Into<Body>) -> Reply {
+    pub async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: impl Into<Body>,
+    ) -> Reply {
         let mut req = Request::builder().method(method).uri(uri);
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
-        let req = req.header("content-type", "application/json").body(body.into()).unwrap();
-        let resp = vigil_server::app(self.state.clone()).oneshot(req).await.unwrap();
+        let req = req
+            .header("content-type", "application/json")
+            .body(body.into())
+            .unwrap();
+        let resp = vigil_server::app(self.state.clone())
+            .oneshot(req)
+            .await
+            .unwrap();
         let status = resp.status();
         let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
         let text = String::from_utf8_lossy(&bytes).to_string();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply { status, headers, body, text }
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
     }
 }
 
 /// Asserts the standard error body and returns its code.
 pub fn error_code(r: &Reply) -> String {
     let err = &r.body["error"];
-    assert!(err["message"].as_str().is_some_and(|m| !m.is_empty()), "no message in {}", r.text);
-    err["code"].as_str().unwrap_or_else(|| panic!("no error code in {}", r.text)).to_string()
+    assert!(
+        err["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "no message in {}",
+        r.text
+    );
+    err["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code in {}", r.text))
+        .to_string()
 }

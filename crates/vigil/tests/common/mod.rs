@@ -43,7 +43,11 @@ impl Server {
         let (url, admin_key) = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("vigil serve did not start listening within 30 s");
-        Server { child, url, admin_key }
+        Server {
+            child,
+            url,
+            admin_key,
+        }
     }
 
     /// SIGKILL: no chance to flush or clean up.

@@ -1,21 +1,29 @@
 #!/usr/bin/env bash
-# Whole-system ingest benchmark. Prints a Markdown table for docs/benchmarks.md.
+# Whole-system ingest benchmark, Vigil side by side with the baseline a user would otherwise
+# write (bench/baseline/fastapi_ingest.py: FastAPI + uvicorn + SQLite, the seeds' own stack,
+# same durability and API shape). Prints a Markdown table for docs/benchmarks.md.
 #
 #   bench/ingest.sh [EVENTS] [SECONDS]
 #
-# 1. Durable bulk throughput: `vigil events send` posts EVENTS (default 500000) generated
-#    ECS events as NDJSON (5000 a request, 4 in flight); every event counted is acknowledged,
-#    i.e. committed and fsynced (store.synchronous = "full"), then once more with "normal".
-# 2. Single-event latency at a fixed rate: `hey` (Debian) sends POST /api/v1/events at
+# 1. Durable bulk throughput: `vigil events send` posts EVENTS (default 500000) generated ECS
+#    events as NDJSON, 5000 a request, 4 requests in flight; an event counts once its 202
+#    arrived, i.e. after the commit (synchronous=FULL, fsync per commit).
+# 2. Single-event latency at a fixed rate: `hey` (Debian) POSTs one event at a time at
 #    1000 requests/s (10 workers x 100/s) for SECONDS (default 30).
-# 3. Peak RSS of the server, sampled every 200 ms, for each run (a fresh server each).
+# 3. Peak RSS of the server (all its processes), sampled every 200 ms, each run on a fresh
+#    server and data directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EVENTS=${1:-500000}
 SECONDS_AT_RATE=${2:-30}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/vigil/target}"
+VENV="$HOME/.cache/vigil/bench-venv"
 
-command -v hey >/dev/null || { echo "installing hey (Debian)"; apt-get install -y -q hey >/dev/null; }
+command -v hey >/dev/null || { echo "installing hey (Debian)" >&2; apt-get install -y -q hey >/dev/null; }
+if [ ! -x "$VENV/bin/uvicorn" ]; then
+  echo "installing the FastAPI baseline into $VENV" >&2
+  python3 -m venv "$VENV" && "$VENV/bin/pip" install -q fastapi uvicorn >&2
+fi
 cargo build --release -q -p vigil
 VIGIL="$CARGO_TARGET_DIR/release/vigil"
 WORK=$(mktemp -d)
@@ -42,59 +50,78 @@ for i in range(n):
     out.write(json.dumps(e, separators=(",", ":")) + "\n")
 PY
 BYTES=$(stat -c %s "$WORK/events.ndjson")
+printf '{"event.category":"process","host.name":"web-1","process.name":"bash","process.pid":42,"message":"hey"}' > "$WORK/one.json"
 
-start_server() { # $1 = synchronous mode (full|normal) or "rate" (full); sets PID, URL, KEY
-  local dir="$WORK/data-$1"
-  local sync=$1; [ "$sync" = rate ] && sync=full
-  VIGIL_STORE__SYNCHRONOUS="\"$sync\"" RUST_LOG=warn "$VIGIL" serve --data-dir "$dir" --listen 127.0.0.1:0 > "$WORK/out-$1" 2>"$WORK/err-$1" &
-  PID=$!
-  for _ in $(seq 100); do grep -q "listening on" "$WORK/out-$1" 2>/dev/null && break; sleep 0.1; done
-  URL=$(sed -n 's/^vigil: listening on //p' "$WORK/out-$1")
-  KEY=$(grep -o 'vgl_[A-Za-z0-9]*' "$WORK/out-$1")
+# start <name> <target>: target is vigil-full, vigil-normal or fastapi. Sets PID URL KEY.
+start() {
+  local name=$1 target=$2 dir="$WORK/data-$1"
+  case $target in
+    vigil-*)
+      VIGIL_STORE__SYNCHRONOUS="\"${target#vigil-}\"" RUST_LOG=warn \
+        "$VIGIL" serve --data-dir "$dir" --listen 127.0.0.1:0 > "$WORK/out-$name" 2> "$WORK/err-$name" &
+      PID=$!
+      for _ in $(seq 100); do grep -q "listening on" "$WORK/out-$name" 2>/dev/null && break; sleep 0.1; done
+      URL=$(sed -n 's/^vigil: listening on //p' "$WORK/out-$name")
+      KEY=$(grep -o 'vgl_[A-Za-z0-9]*' "$WORK/out-$name")
+      ;;
+    fastapi)
+      mkdir -p "$dir"; KEY=baseline-token; URL=http://127.0.0.1:18199
+      (cd bench/baseline && BASELINE_DB="$dir/b.db" BASELINE_TOKEN=$KEY exec "$VENV/bin/uvicorn" \
+        fastapi_ingest:app --host 127.0.0.1 --port 18199 --workers 2 --log-level warning) \
+        > "$WORK/out-$name" 2> "$WORK/err-$name" &
+      PID=$!
+      for _ in $(seq 100); do curl -s -o /dev/null "$URL/docs" && break; sleep 0.2; done
+      ;;
+  esac
+  sample_rss "$PID" "$WORK/rss-$name" &
 }
 
-sample_rss() { # $1 = pid, $2 = output file; until the pid exits
+stop() { kill -TERM "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true; sleep 0.5; }
+
+sample_rss() { # peak of the summed RSS of $1 and its descendants, until $1 exits
   local peak=0
   while kill -0 "$1" 2>/dev/null; do
-    local kb; kb=$(awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0)
-    [ "${kb:-0}" -gt "$peak" ] && peak=$kb && echo "$peak" > "$2"
+    local total=0 p
+    for p in $1 $(pgrep -P "$1" || true) $(for c in $(pgrep -P "$1" || true); do pgrep -P "$c" || true; done); do
+      total=$(( total + $(awk '/VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0) ))
+    done
+    [ "$total" -gt "$peak" ] && peak=$total && echo "$peak" > "$2"
     sleep 0.2
   done
 }
 
-declare -A BULK
-for mode in full normal; do
-  start_server "$mode"
-  sample_rss "$PID" "$WORK/rss-$mode" &
-  "$VIGIL" events send "$WORK/events.ndjson" --url "$URL" --token "$KEY" --batch 5000 --concurrency 4 --json > "$WORK/bulk-$mode.json"
-  BULK[$mode]=$(python3 -c "import json;d=json.load(open('$WORK/bulk-$mode.json'));print('%d %.2f %.0f %d' % (d['accepted'], d['seconds'], d['events_per_second'], d['rejected']))")
-  kill -TERM "$PID"; wait "$PID" 2>/dev/null || true
-done
+bulk() { # bulk <name>: prints "events_per_second accepted seconds rejected"
+  "$VIGIL" events send "$WORK/events.ndjson" --url "$URL" --token "$KEY" --batch 5000 --concurrency 4 --json > "$WORK/bulk-$1.json" || true
+  python3 -c "import json;d=json.load(open('$WORK/bulk-$1.json'));print('%.0f %d %.2f %d' % (d['events_per_second'], d['accepted'], d['seconds'], d['rejected']))"
+}
 
-# Fixed-rate single events, in a fresh server so that its RSS is its own.
-start_server rate
-sample_rss "$PID" "$WORK/rss-rate" &
-printf '{"event.category":"process","host.name":"web-1","process.name":"bash","process.pid":42,"message":"hey"}' > "$WORK/one.json"
-hey -z "${SECONDS_AT_RATE}s" -c 10 -q 100 -m POST -T application/json \
-  -H "Authorization: Bearer $KEY" -D "$WORK/one.json" "$URL/api/v1/events" > "$WORK/hey.txt"
-kill -TERM "$PID"; wait "$PID" 2>/dev/null || true
+rate() { # rate <name>: fixed-rate single POSTs with hey
+  hey -z "${SECONDS_AT_RATE}s" -c 10 -q 100 -m POST -T application/json \
+    -H "Authorization: Bearer $KEY" -D "$WORK/one.json" "$URL/api/v1/events" > "$WORK/hey-$1.txt"
+}
 
-pct() { awk -v p="$1%" '$1==p {print $3*1000}' "$WORK/hey.txt"; }
-RPS=$(awk '/Requests\/sec/ {print $2}' "$WORK/hey.txt")
-STATUS=$(sed -n '/Status code distribution/,/^$/p' "$WORK/hey.txt" | tail -n +2 | xargs)
-ERRORS=$(sed -n '/Error distribution/,/^$/p' "$WORK/hey.txt" | tail -n +2 | wc -l)
-read -r acc_f sec_f eps_f rej_f <<< "${BULK[full]}"
-read -r acc_n sec_n eps_n rej_n <<< "${BULK[normal]}"
+pct() { awk -v p="$2%" '$1==p {printf "%.1f", $3*1000}' "$WORK/hey-$1.txt"; }
+rps() { awk '/Requests\/sec/ {printf "%.0f", $2}' "$WORK/hey-$1.txt"; }
+codes() { sed -n '/Status code distribution/,/^$/p' "$WORK/hey-$1.txt" | tail -n +2 | xargs; }
+rss() { echo $(( $(cat "$WORK/rss-$1" 2>/dev/null || echo 0) / 1024 )); }
+
+start vbulk vigil-full;    read -r V_EPS V_ACC V_SEC V_REJ <<< "$(bulk vbulk)";  stop
+start vnormal vigil-normal; read -r N_EPS N_ACC N_SEC N_REJ <<< "$(bulk vnormal)"; stop
+start fbulk fastapi;       read -r F_EPS F_ACC F_SEC F_REJ <<< "$(bulk fbulk)";  stop
+start vrate vigil-full;    rate vrate; stop
+start frate fastapi;       rate frate; stop
+
+ratio() { python3 -c "print('%.1f' % ($1 / max($2, 1e-9)))"; }
 
 cat <<EOF
-Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GB", $2/1048576}' /proc/meminfo), $(uname -r); input $EVENTS events, $((BYTES / 1024 / 1024)) MiB NDJSON.
+Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GB", $2/1048576}' /proc/meminfo); input $EVENTS events, $((BYTES / 1024 / 1024)) MiB NDJSON; fixed-rate runs ${SECONDS_AT_RATE} s.
 
-| measurement | result | goal |
-|---|---|---|
-| bulk NDJSON, durable (\`synchronous=full\`, fsync per group commit) | **${eps_f} events/s** (${acc_f} acknowledged in ${sec_f} s, ${rej_f} rejected) | ≥ 50,000 |
-| bulk NDJSON, \`synchronous=normal\` (survives a Vigil crash, not a power cut) | ${eps_n} events/s (${acc_n} in ${sec_n} s) | — |
-| single POST at 1,000 req/s for ${SECONDS_AT_RATE} s: achieved rate | ${RPS} req/s; status codes: ${STATUS}; transport errors: ${ERRORS} | 1,000 |
-| single POST latency p50 / p90 / p99 | $(pct 50) / $(pct 90) / $(pct 99) ms | p99 < 5 ms |
-| server peak RSS under the 1,000 req/s single-POST load | $(( $(cat "$WORK/rss-rate") / 1024 )) MiB | < 200 MB |
-| server peak RSS during the bulk runs (4 × 5,000-event requests in flight) | $(( $(cat "$WORK/rss-full") / 1024 )) MiB (full), $(( $(cat "$WORK/rss-normal") / 1024 )) MiB (normal) | — |
+| measurement | Vigil | FastAPI + SQLite baseline | Vigil ÷ baseline | goal (Vigil) |
+|---|---|---|---|---|
+| bulk NDJSON, durable (\`synchronous=FULL\`), events/s | **${V_EPS}** (${V_ACC} acked in ${V_SEC} s, ${V_REJ} rejected) | ${F_EPS} (${F_ACC} acked in ${F_SEC} s) | $(ratio "$V_EPS" "$F_EPS")× | ≥ 50,000 |
+| bulk NDJSON, \`synchronous=NORMAL\`, events/s | ${N_EPS} | — | — | — |
+| single POST at 1,000 req/s: achieved req/s | $(rps vrate) ($(codes vrate)) | $(rps frate) ($(codes frate)) | — | 1,000 |
+| single POST latency p50 / p90 / p99, ms | $(pct vrate 50) / $(pct vrate 90) / **$(pct vrate 99)** | $(pct frate 50) / $(pct frate 90) / $(pct frate 99) | p99: $(ratio "$(pct frate 99)" "$(pct vrate 99)")× lower | p99 < 5 ms |
+| peak RSS under the 1,000 req/s load, MiB | **$(rss vrate)** | $(rss frate) | — | < 200 MB |
+| peak RSS during the bulk run, MiB | $(rss vbulk) | $(rss fbulk) | — | — |
 EOF

@@ -642,3 +642,87 @@ async fn metrics_endpoint_renders_prometheus_text() {
             .starts_with("text/plain")
     );
 }
+
+#[tokio::test]
+async fn rs256_tokens_from_a_public_key_file() {
+    use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
+    let private_pem = key.to_pkcs8_pem(LineEnding::LF).unwrap();
+    let public_pem = key
+        .to_public_key()
+        .to_public_key_pem(LineEnding::LF)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let public_file = dir.path().join("jwt.pub.pem");
+    std::fs::write(&public_file, public_pem).unwrap();
+
+    let h = harness_with(
+        ServerConfig::default(),
+        PipelineConfig::default(),
+        AuthConfig {
+            jwt_rs256_public_key_file: Some(public_file.clone()),
+            jwt_issuer: Some("https://idp.example".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let sign = |claims: Value| {
+        encode(
+            &Header::new(jsonwebtoken::Algorithm::RS256),
+            &claims,
+            &EncodingKey::from_rsa_pem(private_pem.as_bytes()).unwrap(),
+        )
+        .unwrap()
+    };
+    let exp = chrono::Utc::now().timestamp() + 600;
+    let good =
+        sign(json!({"sub": "svc", "role": "viewer", "exp": exp, "iss": "https://idp.example"}));
+    let wrong_iss =
+        sign(json!({"sub": "svc", "role": "viewer", "exp": exp, "iss": "https://evil.example"}));
+    let no_exp = sign(json!({"sub": "svc", "role": "viewer", "iss": "https://idp.example"}));
+    let hs_forgery = jwt("admin", 600, JWT_SECRET);
+
+    let r = h.call("GET", "/api/v1/events", Some(&good), "").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    for (token, why) in [
+        (&wrong_iss, "wrong issuer"),
+        (&no_exp, "missing claim `exp`"),
+        (&hs_forgery, "invalid token"),
+    ] {
+        let r = h.call("GET", "/api/v1/events", Some(token), "").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{why}: {}", r.text);
+        assert!(
+            r.body["error"]["message"].as_str().unwrap().contains(why),
+            "{}",
+            r.text
+        );
+    }
+
+    // Unusable settings are refused at start, naming the setting.
+    let store: std::sync::Arc<dyn vigil_store::Store> = h.state.store.clone();
+    let bad = |c: AuthConfig| {
+        vigil_server::Authenticator::new(&c, store.clone())
+            .err()
+            .unwrap()
+            .to_string()
+    };
+    let missing = bad(AuthConfig {
+        jwt_rs256_public_key_file: Some(dir.path().join("nope.pem")),
+        ..Default::default()
+    });
+    assert!(
+        missing.contains("cannot read auth.jwt_rs256_public_key_file"),
+        "{missing}"
+    );
+    std::fs::write(dir.path().join("junk.pem"), "not a key").unwrap();
+    let junk = bad(AuthConfig {
+        jwt_rs256_public_key_file: Some(dir.path().join("junk.pem")),
+        ..Default::default()
+    });
+    assert!(junk.contains("not a PEM RSA public key"), "{junk}");
+    let weak = bad(AuthConfig {
+        jwt_hs256_secret: Some("short".into()),
+        ..Default::default()
+    });
+    assert!(weak.contains("at least 32 bytes"), "{weak}");
+}

@@ -76,17 +76,19 @@ start() {
   sample_rss "$PID" "$WORK/rss-$name" &
 }
 
-stop() { kill -TERM "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true; sleep 0.5; }
+# Between runs: stop, then flush dirty pages so that one run's writeback does not land in the next.
+stop() { kill -TERM "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true; sync; sleep 3; }
 
-sample_rss() { # peak of the summed RSS of $1 and its descendants, until $1 exits
-  local peak=0
+sample_rss() { # peak summed RSS of $1 and its children, until $1 exits; forks nothing per tick
+  sleep 1
+  local pids="$1 $(pgrep -P "$1" | xargs)" peak=0
   while kill -0 "$1" 2>/dev/null; do
-    local total=0 p
-    for p in $1 $(pgrep -P "$1" || true) $(for c in $(pgrep -P "$1" || true); do pgrep -P "$c" || true; done); do
-      total=$(( total + $(awk '/VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0) ))
+    local total=0 p k v
+    for p in $pids; do
+      while read -r k v _; do [ "$k" = VmRSS: ] && total=$((total + v)); done < "/proc/$p/status" 2>/dev/null || true
     done
-    [ "$total" -gt "$peak" ] && peak=$total && echo "$peak" > "$2"
-    sleep 0.2
+    if [ "$total" -gt "$peak" ]; then peak=$total; echo "$peak" > "$2"; fi
+    sleep 0.5
   done
 }
 

@@ -52,9 +52,9 @@ pub struct PipelineConfig {
 impl Default for PipelineConfig {
     fn default() -> Self {
         PipelineConfig {
-            ingest_queue: 100_000,
+            ingest_queue: 40_000,
             max_batch: 10_000,
-            analysis_queue: 50_000,
+            analysis_queue: 10_000,
             workers: 0,
             stream_buffer: 1024,
         }

@@ -49,7 +49,7 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:8080".into(),
             max_event_bytes: 1024 * 1024,
             max_bulk_bytes: 16 * 1024 * 1024,
-            max_bulk_events: 50_000,
+            max_bulk_events: 20_000,
             shutdown_grace_secs: 30,
         }
     }

@@ -132,13 +132,16 @@ impl Event {
             Some(v) => parse_timestamp(v)?,
         };
         // `@timestamp` first, as in every ECS document.
-        doc.remove("@timestamp");
-        let mut doc = std::iter::once((
-            "@timestamp".to_string(),
-            Value::String(crate::format_ts(ts)),
-        ))
-        .chain(doc)
-        .collect::<Map<String, Value>>();
+        let ts = Value::String(crate::format_ts(ts));
+        let mut doc = if doc.keys().next().is_some_and(|k| k == "@timestamp") {
+            doc.insert("@timestamp".into(), ts);
+            doc
+        } else {
+            doc.remove("@timestamp");
+            std::iter::once(("@timestamp".to_string(), ts))
+                .chain(doc)
+                .collect::<Map<String, Value>>()
+        };
 
         let event = doc
             .entry("event")
@@ -238,40 +241,28 @@ fn json_type_name(v: &Value) -> &'static str {
     }
 }
 
-/// Expands `{"host.name": "a"}` into `{"host": {"name": "a"}}` at every level.
+/// Expands `{"host.name": "a"}` into `{"host": {"name": "a"}}` at every level. Maps without
+/// dotted keys (the common case) are kept as they are, only their children are visited.
 fn expand_dotted(
-    map: Map<String, Value>,
+    mut map: Map<String, Value>,
     prefix: &str,
     depth: usize,
 ) -> Result<Map<String, Value>, EventError> {
     if depth > MAX_DEPTH {
         return Err(EventError::TooDeep);
     }
+    if !map.keys().any(|k| is_dotted(k)) {
+        for (key, value) in map.iter_mut() {
+            expand_children(value, prefix, key, depth)?;
+        }
+        return Ok(map);
+    }
     let mut out = Map::with_capacity(map.len());
-    for (key, value) in map {
-        let full = if prefix.is_empty() {
-            key.clone()
-        } else {
-            format!("{prefix}.{key}")
-        };
-        let value = match value {
-            Value::Object(inner) => Value::Object(expand_dotted(inner, &full, depth + 1)?),
-            Value::Array(items) => Value::Array(
-                items
-                    .into_iter()
-                    .map(|item| match item {
-                        Value::Object(inner) => {
-                            expand_dotted(inner, &full, depth + 1).map(Value::Object)
-                        }
-                        other => Ok(other),
-                    })
-                    .collect::<Result<_, _>>()?,
-            ),
-            other => other,
-        };
-        // `@timestamp` and keys without a dot (or with empty segments) stay as they are.
-        if !key.contains('.') || key.starts_with('.') || key.ends_with('.') || key.contains("..") {
-            insert_merge(&mut out, key, value, &full)?;
+    for (key, mut value) in map {
+        expand_children(&mut value, prefix, &key, depth)?;
+        let full = || join(prefix, &key);
+        if !is_dotted(&key) {
+            insert_merge(&mut out, key.clone(), value, &full())?;
             continue;
         }
         let parts: Vec<&str> = key.split('.').collect();
@@ -284,13 +275,52 @@ fn expand_dotted(
             let slot = cur
                 .entry(part.to_string())
                 .or_insert_with(|| Value::Object(Map::new()));
-            cur = slot.as_object_mut().ok_or_else(|| EventError::Conflict {
-                field: full.clone(),
-            })?;
+            cur = slot
+                .as_object_mut()
+                .ok_or_else(|| EventError::Conflict { field: full() })?;
         }
-        insert_merge(cur, last.to_string(), value, &full)?;
+        insert_merge(cur, last.to_string(), value, &full())?;
     }
     Ok(out)
+}
+
+/// Expands dotted keys inside `value` (an object, or objects in an array) found at `key`.
+fn expand_children(
+    value: &mut Value,
+    prefix: &str,
+    key: &str,
+    depth: usize,
+) -> Result<(), EventError> {
+    match value {
+        Value::Object(inner) => {
+            let inner = std::mem::take(inner);
+            *value = Value::Object(expand_dotted(inner, &join(prefix, key), depth + 1)?);
+        }
+        Value::Array(items) if items.iter().any(Value::is_object) => {
+            let path = join(prefix, key);
+            for item in items {
+                if let Value::Object(inner) = item {
+                    let inner = std::mem::take(inner);
+                    *item = Value::Object(expand_dotted(inner, &path, depth + 1)?);
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A key to expand: has a dot, and no empty segment (`.a`, `a.`, `a..b` stay literal).
+fn is_dotted(key: &str) -> bool {
+    key.contains('.') && !key.starts_with('.') && !key.ends_with('.') && !key.contains("..")
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_string()
+    } else {
+        format!("{prefix}.{key}")
+    }
 }
 
 /// Inserts `value` at `key`, merging objects that meet from a dotted and a nested spelling.
@@ -418,79 +448,102 @@ enum Kind {
     Number,
 }
 
-/// ECS fields whose types Vigil checks. Anything else is kept as given.
+/// ECS fields whose types Vigil checks, sorted by path (binary search). Anything else is kept
+/// as given.
 const KNOWN_FIELDS: &[(&str, Kind)] = &[
-    ("message", Kind::Str),
-    ("event.action", Kind::Str),
-    ("event.kind", Kind::Str),
-    ("event.module", Kind::Str),
-    ("event.dataset", Kind::Str),
-    ("event.outcome", Kind::Str),
-    ("event.provider", Kind::Str),
-    ("event.code", Kind::Str),
-    ("event.duration", Kind::UInt),
-    ("event.severity", Kind::UInt),
-    ("event.risk_score", Kind::Number),
-    ("host.name", Kind::Str),
-    ("host.hostname", Kind::Str),
-    ("host.id", Kind::Str),
-    ("host.ip", Kind::IpOrList),
     ("agent.id", Kind::Str),
     ("agent.name", Kind::Str),
     ("agent.type", Kind::Str),
     ("agent.version", Kind::Str),
-    ("user.name", Kind::Str),
-    ("user.id", Kind::Str),
-    ("user.domain", Kind::Str),
-    ("process.pid", Kind::UInt),
-    ("process.name", Kind::Str),
-    ("process.executable", Kind::Str),
-    ("process.command_line", Kind::Str),
-    ("process.working_directory", Kind::Str),
-    ("process.parent.pid", Kind::UInt),
-    ("process.parent.name", Kind::Str),
-    ("process.parent.executable", Kind::Str),
-    ("process.parent.command_line", Kind::Str),
-    ("process.hash.sha256", Kind::Hex(64)),
-    ("file.path", Kind::Str),
-    ("file.name", Kind::Str),
-    ("file.extension", Kind::Str),
+    ("destination.bytes", Kind::UInt),
+    ("destination.domain", Kind::Str),
+    ("destination.ip", Kind::Ip),
+    ("destination.packets", Kind::UInt),
+    ("destination.port", Kind::Port),
+    ("dns.question.name", Kind::Str),
+    ("event.action", Kind::Str),
+    ("event.code", Kind::Str),
+    ("event.dataset", Kind::Str),
+    ("event.duration", Kind::UInt),
+    ("event.kind", Kind::Str),
+    ("event.module", Kind::Str),
+    ("event.outcome", Kind::Str),
+    ("event.provider", Kind::Str),
+    ("event.risk_score", Kind::Number),
+    ("event.severity", Kind::UInt),
     ("file.directory", Kind::Str),
-    ("file.size", Kind::UInt),
+    ("file.extension", Kind::Str),
     ("file.hash.md5", Kind::Hex(32)),
     ("file.hash.sha1", Kind::Hex(40)),
     ("file.hash.sha256", Kind::Hex(64)),
-    ("source.ip", Kind::Ip),
-    ("source.port", Kind::Port),
-    ("source.bytes", Kind::UInt),
-    ("source.packets", Kind::UInt),
-    ("source.domain", Kind::Str),
-    ("destination.ip", Kind::Ip),
-    ("destination.port", Kind::Port),
-    ("destination.bytes", Kind::UInt),
-    ("destination.packets", Kind::UInt),
-    ("destination.domain", Kind::Str),
-    ("network.transport", Kind::Str),
-    ("network.protocol", Kind::Str),
-    ("network.direction", Kind::Str),
-    ("network.bytes", Kind::UInt),
-    ("network.packets", Kind::UInt),
-    ("url.full", Kind::Str),
-    ("url.domain", Kind::Str),
-    ("dns.question.name", Kind::Str),
-    ("log.level", Kind::Str),
+    ("file.name", Kind::Str),
+    ("file.path", Kind::Str),
+    ("file.size", Kind::UInt),
+    ("host.hostname", Kind::Str),
+    ("host.id", Kind::Str),
+    ("host.ip", Kind::IpOrList),
+    ("host.name", Kind::Str),
     ("log.file.path", Kind::Str),
+    ("log.level", Kind::Str),
+    ("message", Kind::Str),
+    ("network.bytes", Kind::UInt),
+    ("network.direction", Kind::Str),
+    ("network.packets", Kind::UInt),
+    ("network.protocol", Kind::Str),
+    ("network.transport", Kind::Str),
+    ("process.command_line", Kind::Str),
+    ("process.executable", Kind::Str),
+    ("process.hash.sha256", Kind::Hex(64)),
+    ("process.name", Kind::Str),
+    ("process.parent.command_line", Kind::Str),
+    ("process.parent.executable", Kind::Str),
+    ("process.parent.name", Kind::Str),
+    ("process.parent.pid", Kind::UInt),
+    ("process.pid", Kind::UInt),
+    ("process.working_directory", Kind::Str),
+    ("source.bytes", Kind::UInt),
+    ("source.domain", Kind::Str),
+    ("source.ip", Kind::Ip),
+    ("source.packets", Kind::UInt),
+    ("source.port", Kind::Port),
+    ("url.domain", Kind::Str),
+    ("url.full", Kind::Str),
+    ("user.domain", Kind::Str),
+    ("user.id", Kind::Str),
+    ("user.name", Kind::Str),
 ];
 
+/// Deepest known field (`process.parent.pid`, `dns.question.name`).
+const KNOWN_DEPTH: usize = 3;
+
+/// Checks the known fields present in `doc`, walking only the fields that exist (at most
+/// [`KNOWN_DEPTH`] levels) and finding each in the sorted table by binary search.
 fn validate_known_fields(doc: &Map<String, Value>) -> Result<(), EventError> {
-    for &(field, kind) in KNOWN_FIELDS {
-        let Some(value) = FieldLookup::get(doc, field) else {
-            continue;
-        };
-        if value.is_null() {
-            continue;
+    debug_assert!(
+        KNOWN_FIELDS.windows(2).all(|w| w[0].0 < w[1].0),
+        "KNOWN_FIELDS must be sorted"
+    );
+    let mut path = String::with_capacity(64);
+    walk_known(doc, &mut path, 1)
+}
+
+fn walk_known(map: &Map<String, Value>, path: &mut String, depth: usize) -> Result<(), EventError> {
+    for (key, value) in map {
+        let len = path.len();
+        if len > 0 {
+            path.push('.');
         }
-        check_kind(field, kind, value)?;
+        path.push_str(key);
+        if let Ok(i) = KNOWN_FIELDS.binary_search_by(|(f, _)| (*f).cmp(path.as_str())) {
+            if !value.is_null() {
+                check_kind(path, KNOWN_FIELDS[i].1, value)?;
+            }
+        } else if let Value::Object(inner) = value
+            && depth < KNOWN_DEPTH
+        {
+            walk_known(inner, path, depth + 1)?;
+        }
+        path.truncate(len);
     }
     Ok(())
 }
@@ -615,6 +668,16 @@ mod tests {
             let err = Event::from_input(input.clone(), now()).expect_err(&input.to_string());
             assert_eq!(err.field(), field, "{input}: {err}");
         }
+    }
+
+    #[test]
+    fn known_field_table_is_sorted_for_binary_search() {
+        assert!(KNOWN_FIELDS.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(
+            KNOWN_FIELDS
+                .iter()
+                .all(|(f, _)| f.split('.').count() <= KNOWN_DEPTH)
+        );
     }
 
     #[test]

@@ -85,7 +85,7 @@ sample_rss() { # peak summed RSS of $1 and its children, until $1 exits; forks n
   while kill -0 "$1" 2>/dev/null; do
     local total=0 p k v
     for p in $pids; do
-      while read -r k v _; do [ "$k" = VmRSS: ] && total=$((total + v)); done < "/proc/$p/status" 2>/dev/null || true
+      while read -r k v _; do [ "$k" = VmRSS: ] && total=$((total + v)); done 2>/dev/null < "/proc/$p/status" || true
     done
     if [ "$total" -gt "$peak" ]; then peak=$total; echo "$peak" > "$2"; fi
     sleep 0.5

@@ -13,6 +13,11 @@ use std::sync::Arc;
 use vigil_core::Role;
 use vigil_store::{SqliteOptions, SqliteStore, Store};
 
+/// mimalloc instead of glibc malloc: under bulk ingest, glibc's per-thread arenas held
+/// 200-300 MiB for ~70 MiB of live data (see docs/benchmarks.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Vigil: AI-assisted security analysis back end.
 #[derive(Parser)]
 #[command(name = "vigil", version, about, propagate_version = true)]

@@ -100,3 +100,56 @@ async fn every_acknowledged_event_survives_sigkill() {
         stored.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path());
+    let key = server.admin_key.clone().unwrap();
+    let http = client();
+    let body: String = (0..1000)
+        .map(|i| json!({"message": format!("m{i}")}).to_string() + "\n")
+        .collect();
+    let resp = http
+        .post(format!("{}/api/v1/events/bulk", server.url))
+        .bearer_auth(&key)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+
+    let pid = server.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "vigil did not stop within 20 s of SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit status {status}");
+
+    let server = Server::start(dir.path());
+    let page: Value = http
+        .get(format!("{}/api/v1/events", server.url))
+        .bearer_auth(&key)
+        .query(&[("limit", "1000")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["events"].as_array().unwrap().len(), 1000);
+}

@@ -254,6 +254,26 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// One JSON document by id (`sql` selects `doc` where `id = ?1`), decoded.
+    async fn get_doc<T: Send + 'static>(
+        &self,
+        sql: &'static str,
+        id: &str,
+        decode: fn(&str) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        let id = id.to_string();
+        self.read(move |conn| {
+            let doc: Option<String> = conn
+                .prepare_cached(sql)?
+                .query_row([id], |r| r.get(0))
+                .optional()?;
+            doc.as_deref().map(decode).transpose()
+        })
+        .await
+    }
+}
+
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let supported = MIGRATIONS.len() as i64;
@@ -504,15 +524,8 @@ impl Store for SqliteStore {
     }
 
     async fn get_event(&self, id: &str) -> Result<Option<Event>, StoreError> {
-        let id = id.to_string();
-        self.read(move |conn| {
-            let doc: Option<String> = conn
-                .prepare_cached("SELECT doc FROM events WHERE id = ?1")?
-                .query_row([id], |r| r.get(0))
-                .optional()?;
-            doc.as_deref().map(decode_event).transpose()
-        })
-        .await
+        self.get_doc("SELECT doc FROM events WHERE id = ?1", id, decode_event)
+            .await
     }
 
     async fn query_events(&self, q: &EventQuery) -> Result<Page<Event>, StoreError> {
@@ -623,13 +636,8 @@ impl Store for SqliteStore {
     }
 
     async fn get_finding(&self, id: &str) -> Result<Option<Finding>, StoreError> {
-        let id = id.to_string();
-        self.read(move |conn| {
-            let doc: Option<String> = conn
-                .prepare_cached("SELECT doc FROM findings WHERE id = ?1")?
-                .query_row([id], |r| r.get(0))
-                .optional()?;
-            doc.map(|d| decode_json("finding", &d)).transpose()
+        self.get_doc("SELECT doc FROM findings WHERE id = ?1", id, |d| {
+            decode_json("finding", d)
         })
         .await
     }
@@ -695,13 +703,8 @@ impl Store for SqliteStore {
     }
 
     async fn get_incident(&self, id: &str) -> Result<Option<Incident>, StoreError> {
-        let id = id.to_string();
-        self.read(move |conn| {
-            let doc: Option<String> = conn
-                .prepare_cached("SELECT doc FROM incidents WHERE id = ?1")?
-                .query_row([id], |r| r.get(0))
-                .optional()?;
-            doc.map(|d| decode_json("incident", &d)).transpose()
+        self.get_doc("SELECT doc FROM incidents WHERE id = ?1", id, |d| {
+            decode_json("incident", d)
         })
         .await
     }

@@ -377,7 +377,7 @@ fn parse_timestamp(v: &Value) -> Result<DateTime<Utc>, EventError> {
             });
         }
     };
-    let year = ts.format("%Y").to_string().parse::<i32>().unwrap_or(0);
+    let year = chrono::Datelike::year(&ts);
     if !(1970..=9999).contains(&year) {
         return Err(invalid(format!("year {year} is outside 1970..=9999")));
     }

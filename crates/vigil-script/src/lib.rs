@@ -1,0 +1,249 @@
+//! User analysis scripts (seed 000): Rhai scripts that admins upload at run time, run on
+//! every matching event, and answer a result dictionary and, optionally, a finding.
+//!
+//! * [`ScriptEngine`]: one sandboxed Rhai engine with Vigil's host library and the limits
+//!   every run obeys (operations, call depth, data sizes, wall-clock time). Scripts cannot
+//!   import modules, read files, open sockets, start processes or read the environment: the
+//!   engine has no such functions, and `eval` is disabled.
+//! * [`Manifest`]: what a script declares (name, categories, config defaults, timeout), given
+//!   as JSON by the API or as `//!` TOML front matter in a `.rhai` file.
+//! * [`ScriptSet`]: the loaded scripts; runs every enabled script that matches an event,
+//!   collects results and errors per script, and disables a script that keeps failing.
+//!
+//! Contract of a script: `fn analyze(event, config)` returns a map (the result dictionary)
+//! or `()` for nothing to say. A map with a numeric `score` (0–100) also becomes a finding,
+//! with `summary`, `severity` and `technique` (string or array) taken from the map.
+#![warn(missing_docs)]
+
+mod convert;
+mod host;
+mod manifest;
+mod set;
+
+pub use host::Lists;
+pub use manifest::{Manifest, ManifestError};
+pub use set::{AnalysisReport, ScriptAnalyzer, ScriptFailure, ScriptInfo, ScriptSet};
+
+use rhai::{Dynamic, Engine, EvalAltResult, OptimizationLevel, Position};
+use serde::{Deserialize, Serialize};
+use std::cell::Cell;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Limits every script run obeys. Serialized as the `[scripts]` configuration section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScriptLimits {
+    /// Rhai operations per run (a loop iteration, a call, an expression step).
+    pub max_operations: u64,
+    /// Nested function calls.
+    pub max_call_depth: usize,
+    /// Longest string a script may build, in bytes.
+    pub max_string_bytes: usize,
+    /// Largest array or map a script may build.
+    pub max_collection_len: usize,
+    /// Wall-clock time per run unless the manifest sets `timeout_ms`, in milliseconds.
+    pub default_timeout_ms: u64,
+    /// Highest `timeout_ms` a manifest may ask for.
+    pub max_timeout_ms: u64,
+    /// Consecutive failed runs after which a script is disabled.
+    pub max_consecutive_failures: u32,
+    /// Longest script source accepted, in bytes.
+    pub max_source_bytes: usize,
+}
+
+impl Default for ScriptLimits {
+    fn default() -> Self {
+        ScriptLimits {
+            max_operations: 200_000,
+            max_call_depth: 32,
+            max_string_bytes: 1 << 20,
+            max_collection_len: 10_000,
+            default_timeout_ms: 50,
+            max_timeout_ms: 2_000,
+            max_consecutive_failures: 5,
+            max_source_bytes: 256 * 1024,
+        }
+    }
+}
+
+/// A script error that an author can act on, with a stable code.
+#[derive(Debug, Clone, PartialEq, Serialize, thiserror::Error)]
+#[error("{code}: {message}{}", location(*line, *column))]
+pub struct ScriptError {
+    /// Stable code: `compile`, `no_analyze`, `timeout`, `operations_limit`, `call_depth`,
+    /// `data_too_large`, `bad_return`, `runtime`, `panic`, `source_too_large`.
+    pub code: &'static str,
+    /// What went wrong.
+    pub message: String,
+    /// 1-based line, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    /// 1-based column, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<usize>,
+}
+
+fn location(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!(" (line {l}, column {c})"),
+        (Some(l), None) => format!(" (line {l})"),
+        _ => String::new(),
+    }
+}
+
+impl ScriptError {
+    fn new(code: &'static str, message: impl Into<String>, pos: Position) -> ScriptError {
+        ScriptError {
+            code,
+            message: message.into(),
+            line: pos.line(),
+            column: pos.position(),
+        }
+    }
+
+    fn from_eval(err: &EvalAltResult, timeout: Duration) -> ScriptError {
+        let pos = err.position();
+        match err {
+            EvalAltResult::ErrorTerminated(..) => ScriptError::new(
+                "timeout",
+                format!("ran longer than {} ms", timeout.as_millis()),
+                pos,
+            ),
+            EvalAltResult::ErrorTooManyOperations(_) => {
+                ScriptError::new("operations_limit", "ran too many operations", pos)
+            }
+            EvalAltResult::ErrorStackOverflow(_) => {
+                ScriptError::new("call_depth", "calls nested too deeply", pos)
+            }
+            EvalAltResult::ErrorDataTooLarge(what, _) => {
+                ScriptError::new("data_too_large", format!("{what} is too large"), pos)
+            }
+            EvalAltResult::ErrorInFunctionCall(_, _, inner, _) => {
+                ScriptError::from_eval(inner, timeout)
+            }
+            other => ScriptError::new("runtime", other.to_string(), pos),
+        }
+    }
+}
+
+thread_local! {
+    /// Deadline of the script run on this thread, read by the progress callback.
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// The sandboxed Rhai engine with Vigil's host library. Shared by every script.
+pub struct ScriptEngine {
+    engine: Engine,
+    limits: ScriptLimits,
+    lists: Lists,
+}
+
+impl ScriptEngine {
+    /// An engine with these limits, reading lookup lists from `lists`.
+    pub fn new(limits: ScriptLimits, lists: Lists) -> ScriptEngine {
+        let mut engine = Engine::new();
+        engine
+            .set_optimization_level(OptimizationLevel::Simple)
+            .set_strict_variables(true)
+            .set_max_operations(limits.max_operations)
+            .set_max_call_levels(limits.max_call_depth)
+            .set_max_expr_depths(64, 32)
+            .set_max_string_size(limits.max_string_bytes)
+            .set_max_array_size(limits.max_collection_len)
+            .set_max_map_size(limits.max_collection_len)
+            .set_max_variables(1_000)
+            .set_max_functions(256);
+        // `eval` would compile code at run time, outside the checks of upload.
+        engine.disable_symbol("eval");
+        engine.on_progress(|ops| {
+            // Checking the clock costs more than an operation: look every 256.
+            if ops & 0xff != 0 {
+                return None;
+            }
+            match DEADLINE.get() {
+                Some(deadline) if Instant::now() >= deadline => Some(Dynamic::from("timeout")),
+                _ => None,
+            }
+        });
+        engine.on_print(|text| tracing::info!(script = host::current_script(), "{text}"));
+        engine.on_debug(
+            |text, _, pos| tracing::debug!(script = host::current_script(), %pos, "{text}"),
+        );
+        host::register(&mut engine, lists.clone());
+        ScriptEngine {
+            engine,
+            limits,
+            lists,
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &ScriptLimits {
+        &self.limits
+    }
+
+    /// The lookup lists scripts read with `in_list(name, value)`.
+    pub fn lists(&self) -> &Lists {
+        &self.lists
+    }
+
+    /// Compiles a script and checks it defines `fn analyze(event, config)`.
+    pub fn compile(&self, source: &str) -> Result<rhai::AST, ScriptError> {
+        if source.len() > self.limits.max_source_bytes {
+            return Err(ScriptError {
+                code: "source_too_large",
+                message: format!(
+                    "the script is {} bytes; at most {} are accepted",
+                    source.len(),
+                    self.limits.max_source_bytes
+                ),
+                line: None,
+                column: None,
+            });
+        }
+        let ast = self
+            .engine
+            .compile(source)
+            .map_err(|e| ScriptError::new("compile", e.0.to_string(), e.1))?;
+        let has_analyze = ast
+            .iter_functions()
+            .any(|f| f.name == "analyze" && f.params.len() == 2);
+        if !has_analyze {
+            return Err(ScriptError {
+                code: "no_analyze",
+                message: "the script must define `fn analyze(event, config)`".into(),
+                line: None,
+                column: None,
+            });
+        }
+        Ok(ast)
+    }
+
+    /// Runs `analyze(event, config)` under the limits, with a wall-clock `timeout`.
+    fn call(
+        &self,
+        ast: &rhai::AST,
+        event: Dynamic,
+        config: Dynamic,
+        timeout: Duration,
+    ) -> Result<Dynamic, ScriptError> {
+        DEADLINE.set(Some(Instant::now() + timeout));
+        let mut scope = rhai::Scope::new();
+        let options = rhai::CallFnOptions::new()
+            .eval_ast(false)
+            .rewind_scope(true);
+        let result = self.engine.call_fn_with_options::<Dynamic>(
+            options,
+            &mut scope,
+            ast,
+            "analyze",
+            (event, config),
+        );
+        DEADLINE.set(None);
+        result.map_err(|e| ScriptError::from_eval(&e, timeout))
+    }
+}
+
+/// A shared engine, as the script set and the CLI use it.
+pub type SharedEngine = Arc<ScriptEngine>;

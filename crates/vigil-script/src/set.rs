@@ -1,0 +1,367 @@
+//! The loaded scripts, how they run on an event, and the pipeline analyzer over them.
+
+use crate::convert::{to_dynamic, to_json};
+use crate::host::{ScriptEvent, set_current_script};
+use crate::{Manifest, ScriptEngine, ScriptError};
+use rhai::{AST, Dynamic};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+use vigil_core::{Event, Finding, Severity, is_technique_id};
+use vigil_pipeline::{Analyzer, Interest};
+
+/// One compiled script and its run-time state.
+struct LoadedScript {
+    manifest: Manifest,
+    name: Arc<str>,
+    version: i64,
+    ast: AST,
+    config: Dynamic,
+    timeout: Duration,
+    enabled: AtomicBool,
+    failures: AtomicU32,
+    disabled_reason: Mutex<Option<String>>,
+}
+
+/// One script's name and what its run gave.
+type Outcome = (Arc<str>, Result<Option<Value>, ScriptError>);
+
+/// What the API lists about a script.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScriptInfo {
+    /// Name.
+    pub name: String,
+    /// Loaded version.
+    pub version: i64,
+    /// Description.
+    pub description: String,
+    /// Categories it accepts.
+    pub categories: Vec<String>,
+    /// Whether it runs.
+    pub enabled: bool,
+    /// Why it does not run, when disabled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
+    /// Failed runs in a row.
+    pub consecutive_failures: u32,
+}
+
+/// A script that was disabled automatically, to be persisted by the owner of the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScriptFailure {
+    /// The script.
+    pub name: String,
+    /// Why it was disabled.
+    pub reason: String,
+}
+
+/// What every matching script said about one event.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AnalysisReport {
+    /// Result dictionaries by script name (scripts that answered `()` are absent).
+    pub results: BTreeMap<String, Value>,
+    /// Errors by script name.
+    pub errors: BTreeMap<String, ScriptError>,
+    /// Findings from results that carried a `score`.
+    pub findings: Vec<Finding>,
+    /// Wall-clock milliseconds for the whole analysis.
+    pub took_ms: f64,
+}
+
+/// The loaded scripts. Scripts can be loaded, replaced and removed while others run; each
+/// analysis sees one snapshot.
+pub struct ScriptSet {
+    engine: Arc<ScriptEngine>,
+    scripts: RwLock<Arc<Vec<Arc<LoadedScript>>>>,
+    disabled_tx: flume::Sender<ScriptFailure>,
+    disabled_rx: flume::Receiver<ScriptFailure>,
+}
+
+impl ScriptSet {
+    /// An empty set running on `engine`.
+    pub fn new(engine: Arc<ScriptEngine>) -> ScriptSet {
+        let (disabled_tx, disabled_rx) = flume::unbounded();
+        ScriptSet {
+            engine,
+            scripts: RwLock::default(),
+            disabled_tx,
+            disabled_rx,
+        }
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Arc<ScriptEngine> {
+        &self.engine
+    }
+
+    /// Compiles and loads (or replaces) a script.
+    pub fn load(
+        &self,
+        manifest: Manifest,
+        version: i64,
+        source: &str,
+        enabled: bool,
+        disabled_reason: Option<String>,
+    ) -> Result<(), ScriptError> {
+        let limits = self.engine.limits();
+        manifest
+            .validate(limits.max_timeout_ms)
+            .map_err(|e| ScriptError {
+                code: "manifest",
+                message: e.to_string(),
+                line: None,
+                column: None,
+            })?;
+        let ast = self.engine.compile(source)?;
+        let timeout =
+            Duration::from_millis(manifest.timeout_ms.unwrap_or(limits.default_timeout_ms));
+        let script = Arc::new(LoadedScript {
+            name: Arc::from(manifest.name.as_str()),
+            config: to_dynamic(&Value::Object(manifest.config.clone())),
+            manifest,
+            version,
+            ast,
+            timeout,
+            enabled: AtomicBool::new(enabled),
+            failures: AtomicU32::new(0),
+            disabled_reason: Mutex::new(disabled_reason),
+        });
+        let mut guard = self.scripts.write().unwrap_or_else(|e| e.into_inner());
+        let mut next: Vec<_> = guard
+            .iter()
+            .filter(|s| *s.name != *script.name)
+            .cloned()
+            .collect();
+        next.push(script);
+        next.sort_by(|a, b| a.name.cmp(&b.name));
+        *guard = Arc::new(next);
+        Ok(())
+    }
+
+    /// Unloads a script; false when there was none.
+    pub fn remove(&self, name: &str) -> bool {
+        let mut guard = self.scripts.write().unwrap_or_else(|e| e.into_inner());
+        let before = guard.len();
+        let next: Vec<_> = guard.iter().filter(|s| &*s.name != name).cloned().collect();
+        let removed = next.len() != before;
+        *guard = Arc::new(next);
+        removed
+    }
+
+    /// Enables or disables a loaded script; false when there is none.
+    pub fn set_enabled(&self, name: &str, enabled: bool, reason: Option<String>) -> bool {
+        let snapshot = self.snapshot();
+        let Some(s) = snapshot.iter().find(|s| &*s.name == name) else {
+            return false;
+        };
+        s.enabled.store(enabled, Ordering::Release);
+        s.failures.store(0, Ordering::Release);
+        *s.disabled_reason.lock().unwrap_or_else(|e| e.into_inner()) =
+            if enabled { None } else { reason };
+        true
+    }
+
+    /// The loaded scripts, by name.
+    pub fn list(&self) -> Vec<ScriptInfo> {
+        self.snapshot()
+            .iter()
+            .map(|s| ScriptInfo {
+                name: s.name.to_string(),
+                version: s.version,
+                description: s.manifest.description.clone(),
+                categories: s.manifest.categories.clone(),
+                enabled: s.enabled.load(Ordering::Acquire),
+                disabled_reason: s
+                    .disabled_reason
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone(),
+                consecutive_failures: s.failures.load(Ordering::Acquire),
+            })
+            .collect()
+    }
+
+    /// Scripts disabled automatically since the last call: persist them.
+    pub fn auto_disabled(&self) -> flume::Receiver<ScriptFailure> {
+        self.disabled_rx.clone()
+    }
+
+    fn snapshot(&self) -> Arc<Vec<Arc<LoadedScript>>> {
+        self.scripts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Runs every enabled script that matches `event`, spread over up to `threads`
+    /// threads, and gathers what they said.
+    pub fn analyze(&self, event: &Arc<Event>, threads: usize) -> AnalysisReport {
+        let started = Instant::now();
+        let snapshot = self.snapshot();
+        let todo: Vec<&Arc<LoadedScript>> = snapshot
+            .iter()
+            .filter(|s| s.enabled.load(Ordering::Acquire) && s.manifest.matches(event))
+            .collect();
+        let threads = threads.clamp(1, todo.len().max(1));
+        let outcomes: Vec<Outcome> = if threads == 1 {
+            todo.iter()
+                .map(|s| (s.name.clone(), self.run(s, event)))
+                .collect()
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..threads)
+                    .map(|t| {
+                        let mine: Vec<_> = todo.iter().skip(t).step_by(threads).collect();
+                        scope.spawn(move || {
+                            mine.into_iter()
+                                .map(|s| (s.name.clone(), self.run(s, event)))
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_default())
+                    .collect()
+            })
+        };
+
+        let mut report = AnalysisReport::default();
+        for (name, outcome) in outcomes {
+            match outcome {
+                Ok(Some(result)) => {
+                    let script = todo.iter().find(|s| s.name == name).expect("ran it");
+                    if let Some(f) = finding_from(script, &result, event) {
+                        report.findings.push(f);
+                    }
+                    report.results.insert(name.to_string(), result);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    report.errors.insert(name.to_string(), e);
+                }
+            }
+        }
+        report.took_ms = started.elapsed().as_secs_f64() * 1000.0;
+        report
+    }
+
+    /// One run of one script, with failure accounting.
+    fn run(&self, script: &LoadedScript, event: &Arc<Event>) -> Result<Option<Value>, ScriptError> {
+        let outcome = run_script(&self.engine, script, event);
+        match &outcome {
+            Ok(_) => script.failures.store(0, Ordering::Release),
+            Err(e) => {
+                let n = script.failures.fetch_add(1, Ordering::AcqRel) + 1;
+                tracing::warn!(script = &*script.name, error = %e, consecutive = n, "script failed");
+                let max = self.engine.limits().max_consecutive_failures;
+                if max > 0 && n >= max && script.enabled.swap(false, Ordering::AcqRel) {
+                    let reason = format!("disabled after {n} failed runs in a row; last: {e}");
+                    tracing::error!(script = &*script.name, %reason, "script disabled");
+                    *script
+                        .disabled_reason
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()) = Some(reason.clone());
+                    let _ = self.disabled_tx.send(ScriptFailure {
+                        name: script.name.to_string(),
+                        reason,
+                    });
+                }
+            }
+        }
+        outcome
+    }
+}
+
+fn run_script(
+    engine: &ScriptEngine,
+    script: &LoadedScript,
+    event: &Arc<Event>,
+) -> Result<Option<Value>, ScriptError> {
+    set_current_script(script.name.clone());
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        engine.call(
+            &script.ast,
+            Dynamic::from(ScriptEvent(event.clone())),
+            script.config.clone(),
+            script.timeout,
+        )
+    }));
+    let value = match result {
+        Ok(r) => r?,
+        Err(_) => {
+            return Err(ScriptError {
+                code: "panic",
+                message: "the script engine panicked; the run was abandoned".into(),
+                line: None,
+                column: None,
+            });
+        }
+    };
+    if value.is_unit() {
+        Ok(None)
+    } else if value.is_map() {
+        Ok(Some(to_json(&value)))
+    } else {
+        Err(ScriptError {
+            code: "bad_return",
+            message: format!("analyze must return a map or (), not {}", value.type_name()),
+            line: None,
+            column: None,
+        })
+    }
+}
+
+/// A finding from a result with a numeric `score`.
+fn finding_from(script: &LoadedScript, result: &Value, event: &Event) -> Option<Finding> {
+    let score = result.get("score")?.as_f64()?;
+    let summary = result
+        .get("summary")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            if script.manifest.description.is_empty() {
+                format!("script {} matched", script.name)
+            } else {
+                script.manifest.description.clone()
+            }
+        });
+    let mut f = Finding::new(format!("script:{}", script.name), score, summary)
+        .about(event)
+        .with_evidence(result.clone());
+    if let Some(sev) = result
+        .get("severity")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse::<Severity>().ok())
+    {
+        f = f.with_severity(sev);
+    }
+    let techniques: Vec<String> = match result.get("technique") {
+        Some(Value::String(t)) => vec![t.clone()],
+        Some(Value::Array(ts)) => ts
+            .iter()
+            .filter_map(|t| t.as_str().map(str::to_string))
+            .collect(),
+        _ => vec![],
+    };
+    Some(f.with_techniques(techniques.into_iter().filter(|t| is_technique_id(t))))
+}
+
+/// Runs the script set on every ingested event, as one pipeline analyzer.
+pub struct ScriptAnalyzer(pub Arc<ScriptSet>);
+
+impl Analyzer for ScriptAnalyzer {
+    fn name(&self) -> &str {
+        "scripts"
+    }
+    fn interest(&self) -> Interest {
+        Interest::All
+    }
+    fn analyze(&self, event: &Event) -> Vec<Finding> {
+        self.0.analyze(&Arc::new(event.clone()), 1).findings
+    }
+}

@@ -25,6 +25,9 @@ pub enum AppError {
         /// The offending field, when there is one.
         field: Option<String>,
     },
+    /// An uploaded script does not compile or its manifest is wrong; carries the position.
+    #[error("{0}")]
+    Script(vigil_script::ScriptError),
     /// No usable credential.
     #[error("{0}")]
     Unauthorized(String),
@@ -83,6 +86,7 @@ impl AppError {
             AppError::BadRequest { code, field, .. } => {
                 (StatusCode::BAD_REQUEST, code, field.as_deref())
             }
+            AppError::Script(_) => (StatusCode::BAD_REQUEST, "invalid_script", Some("source")),
             AppError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", None),
             AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", None),
             AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None),
@@ -116,6 +120,15 @@ pub struct ErrorDetail<'a> {
     /// Offending field, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<&'a str>,
+    /// For script errors: the script error code (`compile`, `no_analyze`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub script_error: Option<&'a str>,
+    /// For script errors: 1-based line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    /// For script errors: 1-based column.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<usize>,
 }
 
 impl IntoResponse for AppError {
@@ -124,11 +137,18 @@ impl IntoResponse for AppError {
         if let AppError::Internal(detail) = &self {
             tracing::error!(%detail, "internal error");
         }
+        let script = match &self {
+            AppError::Script(e) => Some(e),
+            _ => None,
+        };
         let body = ErrorBody {
             error: ErrorDetail {
                 code,
                 message: self.to_string(),
                 field,
+                script_error: script.map(|e| e.code),
+                line: script.and_then(|e| e.line),
+                column: script.and_then(|e| e.column),
             },
         };
         let mut resp = (status, Json(body)).into_response();

@@ -13,11 +13,12 @@ pub mod telemetry;
 
 pub use auth::{AuthConfig, Authenticator, Principal, generate_api_key, hash_api_key};
 pub use error::{AppError, ErrorBody, ErrorDetail};
+pub use routes::scripts::{load_scripts, spawn_disable_persistence};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -68,6 +69,8 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// Body limits and the like.
     pub config: Arc<ServerConfig>,
+    /// User analysis scripts.
+    pub scripts: Arc<vigil_script::ScriptSet>,
 }
 
 /// The whole HTTP application.
@@ -81,6 +84,10 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/api/v1/events/bulk",
             post(routes::events::post_bulk).layer(DefaultBodyLimit::max(cfg.max_bulk_bytes)),
+        )
+        .route(
+            "/api/v1/analyze",
+            post(routes::scripts::analyze).layer(DefaultBodyLimit::max(cfg.max_event_bytes)),
         )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -98,6 +105,9 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/analyzers", get(routes::read::list_analyzers))
         .route("/api/v1/stream", get(stream::stream))
         .route("/api/v1/openapi.json", get(routes::system::openapi))
+        .route("/api/v1/scripts", get(routes::scripts::list_scripts))
+        .route("/api/v1/scripts/{name}", get(routes::scripts::get_script))
+        .route("/api/v1/lists", get(routes::scripts::get_lists))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_viewer,
@@ -115,6 +125,31 @@ pub fn app(state: AppState) -> Router {
         ))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));
 
+    let content = Router::new()
+        .route("/api/v1/scripts", post(routes::scripts::create_script))
+        .route(
+            "/api/v1/scripts/{name}",
+            put(routes::scripts::update_script).delete(routes::scripts::delete_script),
+        )
+        .route(
+            "/api/v1/scripts/{name}/enable",
+            post(routes::scripts::enable_script),
+        )
+        .route(
+            "/api/v1/scripts/{name}/disable",
+            post(routes::scripts::disable_script),
+        )
+        .route(
+            "/api/v1/scripts/{name}/rollback",
+            post(routes::scripts::rollback_script),
+        )
+        .route("/api/v1/lists/{name}", post(routes::scripts::put_list))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_admin,
+        ))
+        .layer(DefaultBodyLimit::max(cfg.max_bulk_bytes));
+
     let open = Router::new()
         .route("/api/v1/health", get(routes::system::health))
         .route("/metrics", get(routes::system::metrics))
@@ -124,6 +159,7 @@ pub fn app(state: AppState) -> Router {
         .merge(ingest)
         .merge(read)
         .merge(admin)
+        .merge(content)
         .merge(open)
         .fallback(routes::system::not_found)
         .method_not_allowed_fallback(routes::system::method_not_allowed)
@@ -149,6 +185,17 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/keys"),
     ("post", "/api/v1/keys"),
     ("delete", "/api/v1/keys/{id}"),
+    ("post", "/api/v1/analyze"),
+    ("get", "/api/v1/scripts"),
+    ("post", "/api/v1/scripts"),
+    ("get", "/api/v1/scripts/{name}"),
+    ("put", "/api/v1/scripts/{name}"),
+    ("delete", "/api/v1/scripts/{name}"),
+    ("post", "/api/v1/scripts/{name}/enable"),
+    ("post", "/api/v1/scripts/{name}/disable"),
+    ("post", "/api/v1/scripts/{name}/rollback"),
+    ("get", "/api/v1/lists"),
+    ("post", "/api/v1/lists/{name}"),
     ("get", "/api/v1/health"),
     ("get", "/metrics"),
 ];

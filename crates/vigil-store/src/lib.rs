@@ -109,6 +109,14 @@ pub trait Store: Send + Sync + 'static {
         reason: Option<&str>,
     ) -> Result<bool, StoreError>;
 
+    /// Deletes every version of a script; false when there was none.
+    async fn delete_script(&self, name: &str) -> Result<bool, StoreError>;
+
+    /// Creates or replaces a lookup list (IOC hashes, bad IPs, allow-lists).
+    async fn put_list(&self, name: &str, values: &[String]) -> Result<(), StoreError>;
+    /// Every lookup list with its values, by name.
+    async fn list_lists(&self) -> Result<Vec<(String, Vec<String>)>, StoreError>;
+
     /// Stores a model version.
     async fn put_model(&self, model: &ModelRecord) -> Result<(), StoreError>;
     /// The newest version of a model.

@@ -56,7 +56,8 @@ impl Default for SqliteOptions {
 pub const DB_FILE: &str = "vigil.db";
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE events (
     seq  INTEGER PRIMARY KEY,
     id   TEXT NOT NULL UNIQUE,
@@ -148,7 +149,15 @@ CREATE TABLE cache (
     PRIMARY KEY (namespace, key)
 ) WITHOUT ROWID;
 CREATE INDEX cache_expires ON cache(expires) WHERE expires IS NOT NULL;
-"#];
+"#,
+    r#"
+CREATE TABLE lists (
+    name       TEXT PRIMARY KEY,
+    items      TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+"#,
+];
 
 /// Rows deleted per transaction by retention, so the writer is never held for long.
 const DELETE_CHUNK: i64 = 5000;
@@ -889,6 +898,40 @@ impl Store for SqliteStore {
                 params![name, enabled, if enabled { None } else { reason }],
             )?;
             Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn delete_script(&self, name: &str) -> Result<bool, StoreError> {
+        let name = name.to_string();
+        self.write(move |conn| Ok(conn.execute("DELETE FROM scripts WHERE name = ?1", [name])? > 0))
+            .await
+    }
+
+    async fn put_list(&self, name: &str, values: &[String]) -> Result<(), StoreError> {
+        let (name, items) = (name.to_string(), encode_json("list", &values)?);
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO lists(name, items, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(name) DO UPDATE SET items = excluded.items,
+                    updated_at = excluded.updated_at",
+                params![name, items, vigil_core::now_rfc3339()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_lists(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT name, items FROM lists ORDER BY name")?;
+            let rows =
+                stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+            rows.map(|r| {
+                let (name, items) = r?;
+                Ok((name, decode_json("list", &items)?))
+            })
+            .collect()
         })
         .await
     }

@@ -290,6 +290,25 @@ async fn api_keys_scripts_models_cache() {
     let listed = store.list_scripts().await.unwrap();
     assert_eq!(listed[0].disabled_reason.as_deref(), Some("failed 5 times"));
     assert!(!store.set_script_enabled("nope", true, None).await.unwrap());
+    assert!(store.delete_script("s").await.unwrap());
+    assert!(!store.delete_script("s").await.unwrap());
+    assert!(store.list_scripts().await.unwrap().is_empty());
+
+    store
+        .put_list("bad_ips", &["1.2.3.4".into()])
+        .await
+        .unwrap();
+    store
+        .put_list("bad_ips", &["5.6.7.8".into(), "9.9.9.9".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.list_lists().await.unwrap(),
+        vec![(
+            "bad_ips".to_string(),
+            vec!["5.6.7.8".to_string(), "9.9.9.9".to_string()]
+        )]
+    );
 
     for v in 1..=2 {
         store

@@ -27,6 +27,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// Queues and workers.
     pub pipeline: PipelineConfig,
+    /// Limits of user analysis scripts.
+    pub scripts: vigil_script::ScriptLimits,
     /// How long data is kept.
     pub retention: RetentionConfig,
     /// Logging.
@@ -41,6 +43,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             store: StoreConfig::default(),
             pipeline: PipelineConfig::default(),
+            scripts: vigil_script::ScriptLimits::default(),
             retention: RetentionConfig::default(),
             log: LogConfig::default(),
         }
@@ -103,6 +106,7 @@ const SECTIONS: &[&str] = &[
     "auth",
     "store",
     "pipeline",
+    "scripts",
     "retention",
     "log",
 ];

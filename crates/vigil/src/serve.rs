@@ -42,7 +42,15 @@ pub async fn serve(config: Config) -> Result<()> {
     }
     let auth = Authenticator::new(&config.auth, store.clone())?;
 
+    let scripts = Arc::new(vigil_script::ScriptSet::new(Arc::new(
+        vigil_script::ScriptEngine::new(config.scripts.clone(), vigil_script::Lists::default()),
+    )));
+    let loaded = vigil_server::load_scripts(store.as_ref(), &scripts).await?;
+    tracing::info!(scripts = loaded, "user scripts loaded");
+    let persist = vigil_server::spawn_disable_persistence(store.clone(), &scripts);
+
     let registry = Arc::new(AnalyzerRegistry::new());
+    registry.register(Arc::new(vigil_script::ScriptAnalyzer(scripts.clone())));
     let (pipeline, tasks) = Pipeline::start(store.clone(), registry, &config.pipeline);
     let retention = spawn_retention(store.clone(), config.retention.clone());
 
@@ -52,6 +60,7 @@ pub async fn serve(config: Config) -> Result<()> {
         auth: Arc::new(auth),
         metrics: Some(metrics),
         config: Arc::new(config.server.clone()),
+        scripts,
     };
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
@@ -79,6 +88,7 @@ pub async fn serve(config: Config) -> Result<()> {
         Err(_) => tracing::warn!("open connections did not finish in time"),
     }
     retention.abort();
+    persist.abort();
     drop(pipeline);
     tasks.shutdown(grace).await;
     tracing::info!("stopped");

@@ -3,6 +3,7 @@
 pub mod events;
 pub mod keys;
 pub mod read;
+pub mod scripts;
 pub mod system;
 
 use crate::AppError;

@@ -52,8 +52,15 @@ pub async fn harness_with(
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
+    let scripts = Arc::new(vigil_script::ScriptSet::new(Arc::new(
+        vigil_script::ScriptEngine::new(
+            vigil_script::ScriptLimits::default(),
+            vigil_script::Lists::default(),
+        ),
+    )));
     let registry = Arc::new(AnalyzerRegistry::new());
     registry.register(Arc::new(AlertAnalyzer));
+    registry.register(Arc::new(vigil_script::ScriptAnalyzer(scripts.clone())));
     let (pipe, _tasks) = Pipeline::start(store.clone(), registry, &pipeline);
     let mut keys = Vec::new();
     for role in [Role::Admin, Role::Agent, Role::Viewer] {
@@ -67,6 +74,7 @@ pub async fn harness_with(
         pipeline: pipe,
         metrics: None,
         config: Arc::new(server),
+        scripts,
     };
     Harness {
         _dir: dir,

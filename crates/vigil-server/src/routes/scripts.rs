@@ -1,0 +1,379 @@
+//! User scripts (admin writes, viewer reads), lookup lists, and `POST /api/v1/analyze`.
+
+use crate::{AppError, AppState};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+use vigil_core::Event;
+use vigil_script::{Manifest, ScriptSet};
+use vigil_store::{ScriptRecord, Store, StoreError};
+
+/// Body of `POST /api/v1/scripts` and `PUT /api/v1/scripts/{name}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptBody {
+    name: Option<String>,
+    source: String,
+    #[serde(default)]
+    description: String,
+    categories: Option<Vec<String>>,
+    #[serde(default)]
+    config: Map<String, Value>,
+    timeout_ms: Option<u64>,
+    enabled: Option<bool>,
+}
+
+/// Loads the newest version of every stored script into `set`. A script that no longer
+/// compiles (say, after an upgrade tightened a limit) is loaded as nothing and reported.
+pub async fn load_scripts(store: &dyn Store, set: &ScriptSet) -> Result<usize, StoreError> {
+    let mut latest: std::collections::BTreeMap<String, ScriptRecord> = Default::default();
+    for s in store.list_scripts().await? {
+        latest.insert(s.name.clone(), s);
+    }
+    let mut loaded = 0;
+    for (name, rec) in latest {
+        let manifest: Result<Manifest, _> = serde_json::from_value(rec.manifest.clone());
+        let result = manifest.map_err(|e| e.to_string()).and_then(|m| {
+            set.load(
+                m,
+                rec.version,
+                &rec.source,
+                rec.enabled,
+                rec.disabled_reason.clone(),
+            )
+            .map_err(|e| e.to_string())
+        });
+        match result {
+            Ok(()) => loaded += 1,
+            Err(e) => tracing::error!(script = %name, error = %e, "stored script does not load"),
+        }
+    }
+    for (name, values) in store.list_lists().await? {
+        set.engine().lists().set(&name, values);
+    }
+    Ok(loaded)
+}
+
+/// Persists the scripts the set disables automatically, until the set is dropped.
+pub fn spawn_disable_persistence(
+    store: Arc<dyn Store>,
+    set: &ScriptSet,
+) -> tokio::task::JoinHandle<()> {
+    let rx = set.auto_disabled();
+    tokio::spawn(async move {
+        while let Ok(f) = rx.recv_async().await {
+            if let Err(e) = store
+                .set_script_enabled(&f.name, false, Some(&f.reason))
+                .await
+            {
+                tracing::error!(script = %f.name, error = %e, "could not persist the disabling");
+            }
+        }
+    })
+}
+
+async fn versions_of(store: &dyn Store, name: &str) -> Result<Vec<ScriptRecord>, AppError> {
+    Ok(store
+        .list_scripts()
+        .await?
+        .into_iter()
+        .filter(|s| s.name == name)
+        .collect())
+}
+
+/// Validates, compiles, stores as `version`, then loads. Nothing is stored if it fails.
+async fn save(
+    state: &AppState,
+    manifest: Manifest,
+    source: String,
+    version: i64,
+    enabled: bool,
+) -> Result<Value, AppError> {
+    let limits = state.scripts.engine().limits();
+    manifest
+        .validate(limits.max_timeout_ms)
+        .map_err(|e| AppError::field(e.field.clone(), e.to_string()))?;
+    state
+        .scripts
+        .engine()
+        .compile(&source)
+        .map_err(AppError::Script)?;
+    let record = ScriptRecord {
+        name: manifest.name.clone(),
+        version,
+        source: source.clone(),
+        manifest: serde_json::to_value(&manifest).map_err(|e| AppError::Internal(e.to_string()))?,
+        enabled,
+        disabled_reason: None,
+        created_at: vigil_core::now_rfc3339(),
+    };
+    state.store.put_script(&record).await?;
+    if !enabled {
+        state
+            .store
+            .set_script_enabled(&record.name, false, Some("disabled by an admin"))
+            .await?;
+    }
+    let reason = (!enabled).then(|| "disabled by an admin".to_string());
+    state
+        .scripts
+        .load(manifest, version, &source, enabled, reason)
+        .map_err(AppError::Script)?;
+    tracing::info!(script = %record.name, version, "script saved");
+    Ok(
+        json!({"name": record.name, "version": version, "enabled": enabled, "created_at": record.created_at}),
+    )
+}
+
+fn manifest_from(name: String, body: &ScriptBody) -> Manifest {
+    Manifest {
+        name,
+        description: body.description.clone(),
+        categories: body.categories.clone().unwrap_or_else(|| vec!["*".into()]),
+        config: body.config.clone(),
+        timeout_ms: body.timeout_ms,
+    }
+}
+
+/// `POST /api/v1/scripts`: a new script (version 1).
+pub async fn create_script(
+    State(state): State<AppState>,
+    body: Result<Json<ScriptBody>, JsonRejection>,
+) -> Result<Response, AppError> {
+    let Json(body) = body?;
+    let name = body
+        .name
+        .clone()
+        .ok_or_else(|| AppError::field("name", "`name` is required"))?;
+    if !versions_of(state.store.as_ref(), &name).await?.is_empty() {
+        return Err(AppError::bad(
+            "conflict",
+            format!("script `{name}` exists already: PUT /api/v1/scripts/{name} adds a version"),
+        ));
+    }
+    let manifest = manifest_from(name, &body);
+    let saved = save(
+        &state,
+        manifest,
+        body.source,
+        1,
+        body.enabled.unwrap_or(true),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(saved)).into_response())
+}
+
+/// `PUT /api/v1/scripts/{name}`: a new version of an existing script.
+pub async fn update_script(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Json<ScriptBody>, JsonRejection>,
+) -> Result<Json<Value>, AppError> {
+    let Json(body) = body?;
+    if body.name.as_ref().is_some_and(|n| *n != name) {
+        return Err(AppError::field(
+            "name",
+            "the body's `name` differs from the URL's",
+        ));
+    }
+    let versions = versions_of(state.store.as_ref(), &name).await?;
+    let last = versions.last().ok_or_else(|| {
+        AppError::NotFound(format!(
+            "no script `{name}`: POST /api/v1/scripts creates it"
+        ))
+    })?;
+    let enabled = body.enabled.unwrap_or(last.enabled);
+    let manifest = manifest_from(name, &body);
+    Ok(Json(
+        save(&state, manifest, body.source, last.version + 1, enabled).await?,
+    ))
+}
+
+/// `GET /api/v1/scripts`: loaded scripts with their run-time state.
+pub async fn list_scripts(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({ "scripts": state.scripts.list() }))
+}
+
+/// `GET /api/v1/scripts/{name}`: the current version's source and manifest, the run-time
+/// state, and every version.
+pub async fn get_script(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let versions = versions_of(state.store.as_ref(), &name).await?;
+    let current = versions
+        .last()
+        .ok_or_else(|| AppError::NotFound(format!("no script `{name}`")))?;
+    let runtime = state.scripts.list().into_iter().find(|s| s.name == name);
+    Ok(Json(json!({
+        "name": name,
+        "version": current.version,
+        "source": current.source,
+        "manifest": current.manifest,
+        "enabled": runtime.as_ref().map_or(current.enabled, |r| r.enabled),
+        "disabled_reason": runtime.as_ref().and_then(|r| r.disabled_reason.clone()).or(current.disabled_reason.clone()),
+        "consecutive_failures": runtime.as_ref().map_or(0, |r| r.consecutive_failures),
+        "versions": versions.iter().map(|v| json!({"version": v.version, "created_at": v.created_at})).collect::<Vec<_>>(),
+    })))
+}
+
+/// `DELETE /api/v1/scripts/{name}`: removes the script and its versions.
+pub async fn delete_script(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, AppError> {
+    if !state.store.delete_script(&name).await? {
+        return Err(AppError::NotFound(format!("no script `{name}`")));
+    }
+    state.scripts.remove(&name);
+    tracing::info!(script = %name, "script deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn set_enabled(state: &AppState, name: &str, enabled: bool) -> Result<Json<Value>, AppError> {
+    let reason = (!enabled).then_some("disabled by an admin");
+    if !state
+        .store
+        .set_script_enabled(name, enabled, reason)
+        .await?
+    {
+        return Err(AppError::NotFound(format!("no script `{name}`")));
+    }
+    state
+        .scripts
+        .set_enabled(name, enabled, reason.map(str::to_string));
+    Ok(Json(json!({"name": name, "enabled": enabled})))
+}
+
+/// `POST /api/v1/scripts/{name}/enable`.
+pub async fn enable_script(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    set_enabled(&state, &name, true).await
+}
+
+/// `POST /api/v1/scripts/{name}/disable`.
+pub async fn disable_script(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    set_enabled(&state, &name, false).await
+}
+
+/// Body of `POST /api/v1/scripts/{name}/rollback`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rollback {
+    version: i64,
+}
+
+/// `POST /api/v1/scripts/{name}/rollback`: makes an old version current again, as a new
+/// version (history is never rewritten).
+pub async fn rollback_script(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Json<Rollback>, JsonRejection>,
+) -> Result<Json<Value>, AppError> {
+    let Json(Rollback { version }) = body?;
+    let versions = versions_of(state.store.as_ref(), &name).await?;
+    let last = versions
+        .last()
+        .ok_or_else(|| AppError::NotFound(format!("no script `{name}`")))?;
+    let old = versions
+        .iter()
+        .find(|v| v.version == version)
+        .ok_or_else(|| {
+            AppError::field(
+                "version",
+                format!("script `{name}` has no version {version}"),
+            )
+        })?;
+    let manifest: Manifest = serde_json::from_value(old.manifest.clone())
+        .map_err(|e| AppError::Internal(format!("stored manifest: {e}")))?;
+    let mut saved = save(
+        &state,
+        manifest,
+        old.source.clone(),
+        last.version + 1,
+        last.enabled,
+    )
+    .await?;
+    saved["rolled_back_to"] = json!(version);
+    Ok(Json(saved))
+}
+
+/// `POST /api/v1/lists/{name}`: replaces a lookup list. Body: a JSON array of strings.
+pub async fn put_list(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Json<Vec<String>>, JsonRejection>,
+) -> Result<Json<Value>, AppError> {
+    let Json(values) = body?;
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !ok {
+        return Err(AppError::field(
+            "name",
+            "list names are 1 to 64 of a-z, A-Z, 0-9, `_`, `-`",
+        ));
+    }
+    state.store.put_list(&name, &values).await?;
+    state.scripts.engine().lists().set(&name, values);
+    let size = state
+        .scripts
+        .engine()
+        .lists()
+        .summary()
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map_or(0, |(_, n)| n);
+    Ok(Json(json!({"name": name, "size": size})))
+}
+
+/// `GET /api/v1/lists`: list names and sizes.
+pub async fn get_lists(State(state): State<AppState>) -> Json<Value> {
+    let lists: Vec<Value> = state
+        .scripts
+        .engine()
+        .lists()
+        .summary()
+        .into_iter()
+        .map(|(name, size)| json!({"name": name, "size": size}))
+        .collect();
+    Json(json!({ "lists": lists }))
+}
+
+/// `POST /api/v1/analyze`: runs every enabled matching script on one event (not stored)
+/// and answers all their results at once.
+pub async fn analyze(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, AppError> {
+    let body = body.map_err(|e| crate::error::bytes_rejection(e, state.config.max_event_bytes))?;
+    let event = vigil_core::ndjson::parse_event(&body, chrono::Utc::now()).map_err(|e| {
+        AppError::BadRequest {
+            code: e.code,
+            message: e.message,
+            field: e.field,
+        }
+    })?;
+    let event: Arc<Event> = Arc::new(event);
+    let set = state.scripts.clone();
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let report = tokio::task::spawn_blocking(move || set.analyze(&event, threads))
+        .await
+        .map_err(|e| AppError::Internal(format!("analysis task: {e}")))?;
+    Ok(Json(
+        serde_json::to_value(report).map_err(|e| AppError::Internal(e.to_string()))?,
+    ))
+}

@@ -1,6 +1,7 @@
 //! `vigil`: the server and its command-line tools.
 
 mod config;
+mod script;
 mod send;
 mod serve;
 
@@ -49,6 +50,11 @@ enum Command {
     Events {
         #[command(subcommand)]
         command: EventsCommand,
+    },
+    /// Check and test user analysis scripts locally.
+    Script {
+        #[command(subcommand)]
+        command: script::ScriptCommand,
     },
     /// Inspect the configuration.
     Config {
@@ -168,6 +174,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Events {
             command: EventsCommand::Send(args),
         } => runtime()?.block_on(send::send(args)),
+        Command::Script { command } => script::run(command),
         Command::Config {
             command: ConfigCommand::Print { config },
         } => {

@@ -141,3 +141,67 @@ fn events_send_reports_rejected_lines_with_file_line_numbers() {
         .clone();
     assert!(String::from_utf8(out).unwrap().contains("401"));
 }
+
+#[test]
+fn script_check_reports_line_and_column_and_script_test_runs_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.rhai");
+    std::fs::write(
+        &good,
+        "//! name = \"good\"\n//! categories = [\"process\"]\nfn analyze(event, config) {\n  if event[\"process.name\"] == \"nc\" { #{ score: 60, summary: \"netcat\" } }\n}\n",
+    )
+    .unwrap();
+    let bad = dir.path().join("bad.rhai");
+    std::fs::write(
+        &bad,
+        "//! name = \"bad\"\nfn analyze(event, config) {\n  let x = ;\n}\n",
+    )
+    .unwrap();
+    let no_manifest = dir.path().join("none.rhai");
+    std::fs::write(&no_manifest, "fn analyze(event, config) { () }\n").unwrap();
+
+    let out = vigil()
+        .args(["script", "check"])
+        .arg(&good)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert!(String::from_utf8(out).unwrap().starts_with("ok"));
+
+    let out = vigil()
+        .args(["script", "check", "--json"])
+        .args([&good, &bad, &no_manifest])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let report: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(report[0]["ok"], true);
+    assert_eq!(report[1]["error"]["code"], "compile");
+    assert_eq!(report[1]["error"]["line"], 3);
+    assert!(report[1]["error"]["column"].as_u64().is_some());
+    assert_eq!(report[2]["error"]["code"], "manifest");
+
+    let event = dir.path().join("event.json");
+    std::fs::write(
+        &event,
+        r#"{"event.category": "process", "process.name": "nc"}"#,
+    )
+    .unwrap();
+    let out = vigil()
+        .args(["script", "test"])
+        .arg(&good)
+        .arg("--event")
+        .arg(&event)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let report: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(report["findings"][0]["analyzer"], "script:good");
+    assert_eq!(report["results"]["good"]["summary"], "netcat");
+}

@@ -208,6 +208,13 @@ impl From<IngestError> for AppError {
 
 impl From<JsonRejection> for AppError {
     fn from(rejection: JsonRejection) -> AppError {
+        AppError::from_json(rejection, crate::JSON_BODY_LIMIT)
+    }
+}
+
+impl AppError {
+    /// Maps a JSON body rejection on a route whose body limit is `limit` bytes.
+    pub fn from_json(rejection: JsonRejection, limit: usize) -> AppError {
         match rejection {
             JsonRejection::JsonDataError(e) => {
                 // serde's message names the path, e.g. "role: unknown variant `root`".
@@ -222,7 +229,7 @@ impl From<JsonRejection> for AppError {
                 "unsupported_media_type",
                 "send the body with `Content-Type: application/json`",
             ),
-            JsonRejection::BytesRejection(e) => bytes_rejection(e, crate::JSON_BODY_LIMIT),
+            JsonRejection::BytesRejection(e) => bytes_rejection(e, limit),
             other => AppError::bad("bad_request", other.body_text()),
         }
     }

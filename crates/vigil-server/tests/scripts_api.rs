@@ -340,3 +340,29 @@ async fn lists_feed_scripts_and_scripts_run_on_ingested_events() {
     assert_eq!(f.analyzer, "script:bad_hash");
     assert_eq!(f.host_name.as_deref(), Some("pc-7"));
 }
+
+#[tokio::test]
+async fn oversized_uploads_name_the_real_limit() {
+    let h = harness_with(
+        vigil_server::ServerConfig {
+            max_bulk_bytes: 1000,
+            ..Default::default()
+        },
+        vigil_pipeline::PipelineConfig::default(),
+        vigil_server::AuthConfig::default(),
+    )
+    .await;
+    let big = format!("fn analyze(e, c) {{ () }} // {}", "x".repeat(2000));
+    let r = h
+        .call("POST", "/api/v1/scripts", Some(&h.admin), body("big", &big))
+        .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1000 bytes"),
+        "{}",
+        r.text
+    );
+}

@@ -60,7 +60,8 @@ pub async fn load_scripts(store: &dyn Store, set: &ScriptSet) -> Result<usize, S
     Ok(loaded)
 }
 
-/// Persists the scripts the set disables automatically, until the set is dropped.
+/// Persists the scripts the set disables automatically, until the set is dropped, and
+/// records each as a high-severity finding (`vigil:scripts`, ATT&CK T1562).
 pub fn spawn_disable_persistence(
     store: Arc<dyn Store>,
     set: &ScriptSet,
@@ -73,6 +74,18 @@ pub fn spawn_disable_persistence(
                 .await
             {
                 tracing::error!(script = %f.name, error = %e, "could not persist the disabling");
+            }
+            // Whoever controls event content may be trying to blind a detection by making
+            // its script fail: make the disabling itself visible.
+            let finding = vigil_core::Finding::new(
+                "vigil:scripts",
+                75.0,
+                format!("detection script `{}` was disabled automatically", f.name),
+            )
+            .with_evidence(json!({"script": f.name, "reason": f.reason}))
+            .with_techniques(["T1562"]);
+            if let Err(e) = store.insert_findings(&[finding]).await {
+                tracing::error!(script = %f.name, error = %e, "could not record the disabling");
             }
         }
     })
@@ -146,7 +159,7 @@ pub async fn create_script(
     State(state): State<AppState>,
     body: Result<Json<ScriptBody>, JsonRejection>,
 ) -> Result<Response, AppError> {
-    let Json(body) = body?;
+    let Json(body) = body.map_err(|e| AppError::from_json(e, state.config.max_bulk_bytes))?;
     let name = body
         .name
         .clone()
@@ -175,7 +188,7 @@ pub async fn update_script(
     Path(name): Path<String>,
     body: Result<Json<ScriptBody>, JsonRejection>,
 ) -> Result<Json<Value>, AppError> {
-    let Json(body) = body?;
+    let Json(body) = body.map_err(|e| AppError::from_json(e, state.config.max_bulk_bytes))?;
     if body.name.as_ref().is_some_and(|n| *n != name) {
         return Err(AppError::field(
             "name",
@@ -281,7 +294,8 @@ pub async fn rollback_script(
     Path(name): Path<String>,
     body: Result<Json<Rollback>, JsonRejection>,
 ) -> Result<Json<Value>, AppError> {
-    let Json(Rollback { version }) = body?;
+    let Json(Rollback { version }) =
+        body.map_err(|e| AppError::from_json(e, state.config.max_bulk_bytes))?;
     let versions = versions_of(state.store.as_ref(), &name).await?;
     let last = versions
         .last()
@@ -315,7 +329,7 @@ pub async fn put_list(
     Path(name): Path<String>,
     body: Result<Json<Vec<String>>, JsonRejection>,
 ) -> Result<Json<Value>, AppError> {
-    let Json(values) = body?;
+    let Json(values) = body.map_err(|e| AppError::from_json(e, state.config.max_bulk_bytes))?;
     let ok = !name.is_empty()
         && name.len() <= 64
         && name

@@ -62,6 +62,7 @@ pub async fn harness_with(
     registry.register(Arc::new(AlertAnalyzer));
     registry.register(Arc::new(vigil_script::ScriptAnalyzer(scripts.clone())));
     let (pipe, _tasks) = Pipeline::start(store.clone(), registry, &pipeline);
+    vigil_server::spawn_disable_persistence(store.clone(), &scripts);
     let mut keys = Vec::new();
     for role in [Role::Admin, Role::Agent, Role::Viewer] {
         let (key, record) = vigil_server::generate_api_key(role.as_str(), role);

@@ -10,7 +10,7 @@ use sha2::Digest;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use vigil_core::{Event, FieldLookup};
 
 /// The event as scripts see it: `event["process.name"]`, `event.get("source.ip")`,
@@ -74,19 +74,23 @@ fn script_error(msg: String) -> Box<EvalAltResult> {
     msg.into()
 }
 
-/// Compiled regexes, shared by every script; bounded, cleared when full.
-fn regex(pattern: &str) -> Fallible<Regex> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Regex>>> = OnceLock::new();
+/// Compiled regexes, shared by every script; bounded, cleared when full. Shared through an
+/// `Arc`, never cloned: a cloned `Regex` starts with empty match caches, which made every
+/// call rebuild its lazy DFA.
+fn regex(pattern: &str) -> Fallible<Arc<Regex>> {
+    static CACHE: OnceLock<RwLock<HashMap<String, Arc<Regex>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
-    if let Some(re) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(pattern) {
+    if let Some(re) = cache.read().unwrap_or_else(|e| e.into_inner()).get(pattern) {
         return Ok(re.clone());
     }
-    let re = RegexBuilder::new(pattern)
-        .size_limit(1 << 20)
-        .dfa_size_limit(1 << 20)
-        .build()
-        .map_err(|e| script_error(format!("bad regex `{pattern}`: {e}")))?;
-    let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+    let re = Arc::new(
+        RegexBuilder::new(pattern)
+            .size_limit(1 << 20)
+            .dfa_size_limit(1 << 20)
+            .build()
+            .map_err(|e| script_error(format!("bad regex `{pattern}`: {e}")))?,
+    );
+    let mut cache = cache.write().unwrap_or_else(|e| e.into_inner());
     if cache.len() >= 512 {
         cache.clear();
     }

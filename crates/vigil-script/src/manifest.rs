@@ -22,6 +22,10 @@ pub struct Manifest {
     /// Wall-clock limit per run, in milliseconds (capped by the server's `max_timeout_ms`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// Run only on events from agents registered with at least one of these tags; empty
+    /// (the default) for every agent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agent_tags: Vec<String>,
 }
 
 fn every_category() -> Vec<String> {

@@ -77,6 +77,7 @@ pub struct AnalysisReport {
 pub struct ScriptSet {
     engine: Arc<ScriptEngine>,
     pool: rayon::ThreadPool,
+    agent_tags: RwLock<std::collections::HashMap<String, Vec<String>>>,
     scripts: RwLock<Arc<Vec<Arc<LoadedScript>>>>,
     disabled_tx: flume::Sender<ScriptFailure>,
     disabled_rx: flume::Receiver<ScriptFailure>,
@@ -95,10 +96,32 @@ impl ScriptSet {
         ScriptSet {
             engine,
             pool,
+            agent_tags: RwLock::default(),
             scripts: RwLock::default(),
             disabled_tx,
             disabled_rx,
         }
+    }
+
+    /// Records the tags an agent registered with, for scripts scoped by `agent_tags`.
+    pub fn set_agent_tags(&self, agent_id: &str, tags: Vec<String>) {
+        self.agent_tags
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(agent_id.to_string(), tags);
+    }
+
+    /// Whether a script scoped to `wanted` tags runs for `event`'s agent.
+    fn agent_in_scope(&self, wanted: &[String], event: &Event) -> bool {
+        if wanted.is_empty() {
+            return true;
+        }
+        let Some(agent) = event.agent_id() else {
+            return false;
+        };
+        let tags = self.agent_tags.read().unwrap_or_else(|e| e.into_inner());
+        tags.get(agent)
+            .is_some_and(|have| have.iter().any(|t| wanted.contains(t)))
     }
 
     /// The engine.
@@ -214,7 +237,11 @@ impl ScriptSet {
         let snapshot = self.snapshot();
         let todo: Vec<&Arc<LoadedScript>> = snapshot
             .iter()
-            .filter(|s| s.enabled.load(Ordering::Acquire) && s.manifest.matches(event))
+            .filter(|s| {
+                s.enabled.load(Ordering::Acquire)
+                    && s.manifest.matches(event)
+                    && self.agent_in_scope(&s.manifest.agent_tags, event)
+            })
             .collect();
         let threads = threads.clamp(1, todo.len().max(1));
         let outcomes: Vec<Outcome> = if threads == 1 {

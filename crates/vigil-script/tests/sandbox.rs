@@ -18,6 +18,7 @@ fn manifest(name: &str, categories: &[&str]) -> Manifest {
         categories: categories.iter().map(|c| c.to_string()).collect(),
         config: serde_json::Map::new(),
         timeout_ms: None,
+        agent_tags: vec![],
     }
 }
 
@@ -155,6 +156,10 @@ fn every_limit_is_contained_and_the_others_still_answer() {
     let limits = ScriptLimits {
         max_operations: 50_000_000,
         default_timeout_ms: 100,
+        // Small size limits trip in microseconds, so the size cases never race the clock
+        // (each push re-checks the whole array: growing to 10,000 is quadratic).
+        max_collection_len: 200,
+        max_string_bytes: 4096,
         ..Default::default()
     };
     let set = set_with(

@@ -7,6 +7,7 @@
 
 pub mod auth;
 mod error;
+pub mod jobs;
 mod routes;
 pub mod stream;
 pub mod telemetry;
@@ -71,6 +72,8 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     /// User analysis scripts.
     pub scripts: Arc<vigil_script::ScriptSet>,
+    /// Asynchronous analysis jobs.
+    pub jobs: Arc<jobs::Jobs>,
 }
 
 /// The whole HTTP application.
@@ -85,6 +88,12 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/events/bulk",
             post(routes::events::post_bulk).layer(DefaultBodyLimit::max(cfg.max_bulk_bytes)),
         )
+        .route("/api/v1/agents", post(routes::agents::register))
+        .route(
+            "/api/v1/agents/{id}/heartbeat",
+            post(routes::agents::heartbeat),
+        )
+        .route("/api/v1/jobs/{id}", get(routes::scripts::get_job))
         .route(
             "/api/v1/analyze",
             post(routes::scripts::analyze).layer(DefaultBodyLimit::max(cfg.max_event_bytes)),
@@ -101,7 +110,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/findings/{id}", get(routes::read::get_finding))
         .route("/api/v1/incidents", get(routes::read::list_incidents))
         .route("/api/v1/incidents/{id}", get(routes::read::get_incident))
-        .route("/api/v1/agents", get(routes::read::list_agents))
+        .route("/api/v1/agents", get(routes::agents::list))
         .route("/api/v1/analyzers", get(routes::read::list_analyzers))
         .route("/api/v1/stream", get(stream::stream))
         .route("/api/v1/openapi.json", get(routes::system::openapi))
@@ -186,6 +195,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/keys"),
     ("delete", "/api/v1/keys/{id}"),
     ("post", "/api/v1/analyze"),
+    ("get", "/api/v1/jobs/{id}"),
+    ("post", "/api/v1/agents"),
+    ("post", "/api/v1/agents/{id}/heartbeat"),
     ("get", "/api/v1/scripts"),
     ("post", "/api/v1/scripts"),
     ("get", "/api/v1/scripts/{name}"),

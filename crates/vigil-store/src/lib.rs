@@ -87,6 +87,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Agents seen or registered, most recently seen first.
     async fn list_agents(&self) -> Result<Vec<Agent>, StoreError>;
+    /// Registers an agent, or updates its registration; counts as being seen now.
+    async fn register_agent(&self, agent: &AgentRegistration) -> Result<(), StoreError>;
+    /// Marks an agent as seen now; false when it never registered nor sent events.
+    async fn heartbeat_agent(&self, id: &str) -> Result<bool, StoreError>;
 
     /// Stores a new API key record (the hash, never the key).
     async fn create_api_key(&self, key: &ApiKey) -> Result<(), StoreError>;

@@ -89,6 +89,37 @@ pub struct Agent {
     pub last_seen: String,
     /// Events received from it.
     pub events: u64,
+    /// Operating system, as registered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
+    /// Agent software version, as registered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Tags, as registered (scripts may be scoped to them).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// When it registered, if it did (agents that only send events are listed too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registered_at: Option<String>,
+}
+
+/// What an agent says about itself when it registers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentRegistration {
+    /// `agent.id`.
+    pub id: String,
+    /// Host name.
+    pub hostname: String,
+    /// Operating system.
+    #[serde(default)]
+    pub os: Option<String>,
+    /// Agent software version.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Tags such as `prod`, `windows-server`, `dmz`.
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 /// A stored API key: its hash, never the key itself.

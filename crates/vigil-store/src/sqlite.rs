@@ -5,8 +5,8 @@
 //! commits). Blocking SQLite calls run on tokio's blocking pool.
 
 use crate::{
-    Agent, ApiKey, DEFAULT_PAGE, EventQuery, FindingQuery, IncidentQuery, MAX_PAGE, ModelRecord,
-    Page, ScriptRecord, Store, StoreError,
+    Agent, AgentRegistration, ApiKey, DEFAULT_PAGE, EventQuery, FindingQuery, IncidentQuery,
+    MAX_PAGE, ModelRecord, Page, ScriptRecord, Store, StoreError,
 };
 use async_trait::async_trait;
 use base64::Engine;
@@ -156,6 +156,12 @@ CREATE TABLE lists (
     items      TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
+"#,
+    r#"
+ALTER TABLE agents ADD COLUMN os TEXT;
+ALTER TABLE agents ADD COLUMN version TEXT;
+ALTER TABLE agents ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE agents ADD COLUMN registered_at TEXT;
 "#,
 ];
 
@@ -747,18 +753,60 @@ impl Store for SqliteStore {
     async fn list_agents(&self) -> Result<Vec<Agent>, StoreError> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT id, host, first_seen, last_seen, events FROM agents ORDER BY last_seen DESC",
+                "SELECT id, host, first_seen, last_seen, events, os, version, tags, registered_at
+                 FROM agents ORDER BY last_seen DESC",
             )?;
             let rows = stmt.query_map([], |r| {
-                Ok(Agent {
-                    id: r.get(0)?,
-                    host_name: r.get(1)?,
-                    first_seen: from_micros(r.get(2)?),
-                    last_seen: from_micros(r.get(3)?),
-                    events: r.get::<_, i64>(4)? as u64,
-                })
+                Ok((
+                    Agent {
+                        id: r.get(0)?,
+                        host_name: r.get(1)?,
+                        first_seen: from_micros(r.get(2)?),
+                        last_seen: from_micros(r.get(3)?),
+                        events: r.get::<_, i64>(4)? as u64,
+                        os: r.get(5)?,
+                        version: r.get(6)?,
+                        tags: Vec::new(),
+                        registered_at: r.get(8)?,
+                    },
+                    r.get::<_, String>(7)?,
+                ))
             })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            rows.map(|row| {
+                let (mut agent, tags) = row?;
+                agent.tags = decode_json("agent tags", &tags)?;
+                Ok(agent)
+            })
+            .collect()
+        })
+        .await
+    }
+
+    async fn register_agent(&self, a: &AgentRegistration) -> Result<(), StoreError> {
+        let a = a.clone();
+        let tags = encode_json("agent tags", &a.tags)?;
+        self.write(move |conn| {
+            let now = now_micros();
+            conn.execute(
+                "INSERT INTO agents(id, host, first_seen, last_seen, events, os, version, tags, registered_at)
+                 VALUES (?1, ?2, ?3, ?3, 0, ?4, ?5, ?6, ?7)
+                 ON CONFLICT(id) DO UPDATE SET host = excluded.host, last_seen = excluded.last_seen,
+                    os = excluded.os, version = excluded.version, tags = excluded.tags,
+                    registered_at = coalesce(registered_at, excluded.registered_at)",
+                params![a.id, a.hostname, now, a.os, a.version, tags, vigil_core::now_rfc3339()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn heartbeat_agent(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.write(move |conn| {
+            Ok(conn.execute(
+                "UPDATE agents SET last_seen = max(last_seen, ?2) WHERE id = ?1",
+                params![id, now_micros()],
+            )? == 1)
         })
         .await
     }

@@ -41,6 +41,31 @@ async fn insert_is_idempotent_and_survives_reopen() {
     assert_eq!(agents.len(), 1);
     assert_eq!(agents[0].events, 10, "duplicates must not count twice");
     assert_eq!(agents[0].host_name.as_deref(), Some("h1"));
+    assert!(agents[0].registered_at.is_none());
+
+    // Registration adds what the agent says about itself and keeps the event count.
+    store
+        .register_agent(&AgentRegistration {
+            id: "agent-h1".into(),
+            hostname: "h1.corp".into(),
+            os: Some("windows 11".into()),
+            version: Some("2.3.0".into()),
+            tags: vec!["prod".into(), "laptop".into()],
+        })
+        .await
+        .unwrap();
+    let a = &store.list_agents().await.unwrap()[0];
+    assert_eq!(
+        (a.events, a.tags.clone(), a.os.as_deref()),
+        (
+            10,
+            vec!["prod".to_string(), "laptop".to_string()],
+            Some("windows 11")
+        )
+    );
+    assert!(a.registered_at.is_some());
+    assert!(store.heartbeat_agent("agent-h1").await.unwrap());
+    assert!(!store.heartbeat_agent("nobody").await.unwrap());
 }
 
 #[tokio::test]

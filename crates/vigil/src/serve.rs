@@ -61,6 +61,7 @@ pub async fn serve(config: Config) -> Result<()> {
         metrics: Some(metrics),
         config: Arc::new(config.server.clone()),
         scripts,
+        jobs: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await

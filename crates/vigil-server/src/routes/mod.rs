@@ -1,5 +1,6 @@
 //! HTTP handlers, grouped by resource.
 
+pub mod agents;
 pub mod events;
 pub mod keys;
 pub mod read;

@@ -121,12 +121,6 @@ pub async fn get_incident(
         .ok_or_else(|| AppError::NotFound(format!("no incident with id `{id}`")))
 }
 
-/// `GET /api/v1/agents`: agents that sent telemetry, most recently seen first.
-pub async fn list_agents(State(state): State<AppState>) -> Result<Json<Value>, AppError> {
-    let agents = state.store.list_agents().await?;
-    Ok(Json(json!({ "agents": agents })))
-}
-
 /// `GET /api/v1/analyzers`: the analyzers the pipeline runs.
 pub async fn list_analyzers(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "analyzers": state.pipeline.registry().names() }))

@@ -27,6 +27,8 @@ pub struct ScriptBody {
     config: Map<String, Value>,
     timeout_ms: Option<u64>,
     enabled: Option<bool>,
+    #[serde(default)]
+    agent_tags: Vec<String>,
 }
 
 /// Loads the newest version of every stored script into `set`. A script that no longer
@@ -56,6 +58,11 @@ pub async fn load_scripts(store: &dyn Store, set: &ScriptSet) -> Result<usize, S
     }
     for (name, values) in store.list_lists().await? {
         set.engine().lists().set(&name, values);
+    }
+    for agent in store.list_agents().await? {
+        if !agent.tags.is_empty() {
+            set.set_agent_tags(&agent.id, agent.tags);
+        }
     }
     Ok(loaded)
 }
@@ -151,6 +158,7 @@ fn manifest_from(name: String, body: &ScriptBody) -> Manifest {
         categories: body.categories.clone().unwrap_or_else(|| vec!["*".into()]),
         config: body.config.clone(),
         timeout_ms: body.timeout_ms,
+        agent_tags: body.agent_tags.clone(),
     }
 }
 
@@ -367,12 +375,23 @@ pub async fn get_lists(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "lists": lists }))
 }
 
+/// Query parameters of `POST /api/v1/analyze`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalyzeParams {
+    #[serde(rename = "async", default)]
+    run_async: bool,
+}
+
 /// `POST /api/v1/analyze`: runs every enabled matching script on one event (not stored)
-/// and answers all their results at once.
+/// and answers all their results at once; with `?async=true`, answers 202 with a job id at
+/// once, and `GET /api/v1/jobs/{id}` gives the same body when done.
 pub async fn analyze(
     State(state): State<AppState>,
+    params: Result<axum::extract::Query<AnalyzeParams>, axum::extract::rejection::QueryRejection>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Response, AppError> {
+    let axum::extract::Query(params) = params?;
     let body = body.map_err(|e| crate::error::bytes_rejection(e, state.config.max_event_bytes))?;
     let event = vigil_core::ndjson::parse_event(&body, chrono::Utc::now()).map_err(|e| {
         AppError::BadRequest {
@@ -384,10 +403,48 @@ pub async fn analyze(
     let event: Arc<Event> = Arc::new(event);
     let set = state.scripts.clone();
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let report = tokio::task::spawn_blocking(move || set.analyze(&event, threads))
+    let run = move || serde_json::to_value(set.analyze(&event, threads)).unwrap_or_default();
+    if params.run_async {
+        let id = state.jobs.start().ok_or_else(|| AppError::Overloaded {
+            message: format!(
+                "{} analysis jobs are held already; retry later",
+                crate::jobs::MAX_JOBS
+            ),
+            retry_after_secs: 5,
+        })?;
+        let (jobs, job) = (state.jobs.clone(), id.clone());
+        tokio::spawn(async move {
+            match tokio::task::spawn_blocking(run).await {
+                Ok(report) => jobs.finish(&job, report),
+                Err(e) => jobs.finish(
+                    &job,
+                    json!({"error": {"code": "internal", "message": e.to_string()}}),
+                ),
+            }
+        });
+        let body = json!({"job": id, "status": "pending", "url": format!("/api/v1/jobs/{id}")});
+        return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
+    }
+    let report = tokio::task::spawn_blocking(run)
         .await
         .map_err(|e| AppError::Internal(format!("analysis task: {e}")))?;
-    Ok(Json(
-        serde_json::to_value(report).map_err(|e| AppError::Internal(e.to_string()))?,
-    ))
+    Ok(Json(report).into_response())
+}
+
+/// `GET /api/v1/jobs/{id}`: `{"status": "pending"}`, or `"done"` with the analysis.
+pub async fn get_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    match state.jobs.get(&id) {
+        None => Err(AppError::NotFound(format!(
+            "no job `{id}` (unknown, or finished over 10 minutes ago)"
+        ))),
+        Some(None) => Ok(Json(json!({"job": id, "status": "pending"}))),
+        Some(Some(mut report)) => {
+            report["job"] = json!(id);
+            report["status"] = json!("done");
+            Ok(Json(report))
+        }
+    }
 }

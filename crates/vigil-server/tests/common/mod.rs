@@ -76,6 +76,7 @@ pub async fn harness_with(
         metrics: None,
         config: Arc::new(server),
         scripts,
+        jobs: Default::default(),
     };
     Harness {
         _dir: dir,

@@ -88,7 +88,10 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/events/bulk",
             post(routes::events::post_bulk).layer(DefaultBodyLimit::max(cfg.max_bulk_bytes)),
         )
-        .route("/api/v1/agents", post(routes::agents::register))
+        .route(
+            "/api/v1/agents",
+            post(routes::agents::register).layer(DefaultBodyLimit::max(JSON_BODY_LIMIT)),
+        )
         .route(
             "/api/v1/agents/{id}/heartbeat",
             post(routes::agents::heartbeat),

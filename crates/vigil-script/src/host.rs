@@ -74,10 +74,32 @@ fn script_error(msg: String) -> Box<EvalAltResult> {
     msg.into()
 }
 
-/// Compiled regexes, shared by every script; bounded, cleared when full. Shared through an
-/// `Arc`, never cloned: a cloned `Regex` starts with empty match caches, which made every
-/// call rebuild its lazy DFA.
-fn regex(pattern: &str) -> Fallible<Arc<Regex>> {
+/// Runs `f` with the compiled `pattern`. Each pattern is compiled once into a shared cache,
+/// then cloned once into the calling thread's own cache and used there in place: a `Regex`
+/// keeps its match caches in an internal pool, and threads that find the pool busy build
+/// throwaway caches (milliseconds for Unicode-aware patterns). The threads that run scripts
+/// are long-lived, so each clone warms up once.
+fn with_regex<T>(pattern: &str, f: impl FnOnce(&Regex) -> T) -> Fallible<T> {
+    thread_local! {
+        static LOCAL: RefCell<HashMap<String, Regex>> = RefCell::new(HashMap::new());
+    }
+    LOCAL.with(|local| {
+        if let Some(re) = local.borrow().get(pattern) {
+            return Ok(f(re));
+        }
+        let re = shared_regex(pattern)?.as_ref().clone();
+        let out = f(&re);
+        let mut local = local.borrow_mut();
+        if local.len() >= 512 {
+            local.clear();
+        }
+        local.insert(pattern.to_string(), re);
+        Ok(out)
+    })
+}
+
+/// The process-wide cache: each pattern is compiled once; bounded, cleared when full.
+fn shared_regex(pattern: &str) -> Fallible<Arc<Regex>> {
     static CACHE: OnceLock<RwLock<HashMap<String, Arc<Regex>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     if let Some(re) = cache.read().unwrap_or_else(|e| e.into_inner()).get(pattern) {
@@ -228,29 +250,34 @@ pub(crate) fn register(engine: &mut Engine, lists: Lists) {
     engine
         .register_fn(
             "regex_match",
-            |text: &str, pattern: &str| -> Fallible<bool> { Ok(regex(pattern)?.is_match(text)) },
+            |text: &str, pattern: &str| -> Fallible<bool> {
+                with_regex(pattern, |re| re.is_match(text))
+            },
         )
         .register_fn(
             "regex_find",
             |text: &str, pattern: &str| -> Fallible<Dynamic> {
-                Ok(string_or_unit(
-                    regex(pattern)?.find(text).map(|m| m.as_str().to_string()),
-                ))
+                with_regex(pattern, |re| {
+                    string_or_unit(re.find(text).map(|m| m.as_str().to_string()))
+                })
             },
         )
         .register_fn(
             "regex_captures",
             |text: &str, pattern: &str| -> Fallible<Array> {
-                Ok(regex(pattern)?
-                    .captures(text)
-                    .map(|c| {
-                        c.iter()
-                            .map(|m| {
-                                m.map_or(Dynamic::UNIT, |m| Dynamic::from(m.as_str().to_string()))
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default())
+                with_regex(pattern, |re| {
+                    re.captures(text)
+                        .map(|c| {
+                            c.iter()
+                                .map(|m| {
+                                    m.map_or(Dynamic::UNIT, |m| {
+                                        Dynamic::from(m.as_str().to_string())
+                                    })
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                })
             },
         )
         .register_fn("contains_any", |text: &str, needles: Array| {

@@ -235,6 +235,17 @@ impl AppError {
     }
 }
 
+impl From<vigil_core::ndjson::LineError> for AppError {
+    /// A refused event: `invalid_json` or `invalid_event`, naming the field when known.
+    fn from(e: vigil_core::ndjson::LineError) -> AppError {
+        AppError::BadRequest {
+            code: e.code,
+            message: e.message,
+            field: e.field,
+        }
+    }
+}
+
 impl From<QueryRejection> for AppError {
     fn from(rejection: QueryRejection) -> AppError {
         AppError::bad("invalid_query", rejection.body_text())

@@ -67,14 +67,7 @@ pub async fn stream(
             "this endpoint streams findings over a WebSocket: connect with `Upgrade: websocket`",
         )
     })?;
-    let min_severity = p
-        .severity
-        .as_deref()
-        .map(|s| {
-            s.parse::<Severity>()
-                .map_err(|e| AppError::field("severity", e.to_string()))
-        })
-        .transpose()?;
+    let min_severity = crate::routes::parse_severity(p.severity.as_deref())?;
     let filter = Filter {
         analyzer: p.analyzer,
         min_severity,

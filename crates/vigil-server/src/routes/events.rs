@@ -47,17 +47,7 @@ pub async fn post_event(
             "the request body is empty: send one JSON event",
         ));
     }
-    let event = match ndjson::parse_event(&body, chrono::Utc::now()) {
-        Ok(e) => e,
-        Err(e) if e.code == "invalid_json" => return Err(AppError::bad("invalid_json", e.message)),
-        Err(e) => {
-            return Err(AppError::BadRequest {
-                code: e.code,
-                message: e.message,
-                field: e.field,
-            });
-        }
-    };
+    let event = ndjson::parse_event(&body, chrono::Utc::now())?;
     let id = event.id().to_string();
     let flags = state.pipeline.ingest(vec![event]).await?;
     let duplicates = flags.iter().filter(|n| !**n).count();

@@ -31,6 +31,18 @@ pub(crate) fn parse_time(
         .transpose()
 }
 
+/// Parses a minimum-severity parameter, naming it on error.
+pub(crate) fn parse_severity(
+    value: Option<&str>,
+) -> Result<Option<vigil_core::Severity>, AppError> {
+    value
+        .map(|s| {
+            s.parse::<vigil_core::Severity>()
+                .map_err(|e| AppError::field("severity", e.to_string()))
+        })
+        .transpose()
+}
+
 /// Checks a page size: absent means the default, otherwise 1 to 1000.
 pub(crate) fn parse_limit(limit: Option<usize>) -> Result<usize, AppError> {
     match limit {

@@ -1,22 +1,14 @@
 //! Read endpoints: findings, incidents, agents, analyzers.
 
-use super::{parse_limit, parse_time};
+use super::{parse_limit, parse_severity, parse_time};
 use crate::{AppError, AppState};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use vigil_core::{Finding, Incident, IncidentStatus, Severity};
+use vigil_core::{Finding, Incident, IncidentStatus};
 use vigil_store::{FindingQuery, IncidentQuery};
-
-fn parse_severity(v: Option<&str>) -> Result<Option<Severity>, AppError> {
-    v.map(|s| {
-        s.parse::<Severity>()
-            .map_err(|e| AppError::field("severity", e.to_string()))
-    })
-    .transpose()
-}
 
 /// Query parameters of `GET /api/v1/findings`.
 #[derive(Debug, Deserialize)]

@@ -124,23 +124,18 @@ async fn save(
         .engine()
         .compile(&source)
         .map_err(AppError::Script)?;
+    // One reason for both the store and the loaded script.
+    let reason = (!enabled).then(|| "disabled by an admin".to_string());
     let record = ScriptRecord {
         name: manifest.name.clone(),
         version,
         source: source.clone(),
         manifest: serde_json::to_value(&manifest).map_err(|e| AppError::Internal(e.to_string()))?,
         enabled,
-        disabled_reason: None,
+        disabled_reason: reason.clone(),
         created_at: vigil_core::now_rfc3339(),
     };
     state.store.put_script(&record).await?;
-    if !enabled {
-        state
-            .store
-            .set_script_enabled(&record.name, false, Some("disabled by an admin"))
-            .await?;
-    }
-    let reason = (!enabled).then(|| "disabled by an admin".to_string());
     state
         .scripts
         .load(manifest, version, &source, enabled, reason)
@@ -393,13 +388,7 @@ pub async fn analyze(
 ) -> Result<Response, AppError> {
     let axum::extract::Query(params) = params?;
     let body = body.map_err(|e| crate::error::bytes_rejection(e, state.config.max_event_bytes))?;
-    let event = vigil_core::ndjson::parse_event(&body, chrono::Utc::now()).map_err(|e| {
-        AppError::BadRequest {
-            code: e.code,
-            message: e.message,
-            field: e.field,
-        }
-    })?;
+    let event = vigil_core::ndjson::parse_event(&body, chrono::Utc::now())?;
     let event: Arc<Event> = Arc::new(event);
     let set = state.scripts.clone();
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());

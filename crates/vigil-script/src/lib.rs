@@ -18,11 +18,15 @@
 mod convert;
 mod host;
 mod manifest;
+mod python;
 mod set;
 
 pub use host::Lists;
-pub use manifest::{Manifest, ManifestError};
-pub use set::{AnalysisReport, ScriptAnalyzer, ScriptFailure, ScriptInfo, ScriptSet};
+pub use manifest::{Language, Manifest, ManifestError};
+pub use python::PythonConfig;
+pub use set::{
+    AnalysisReport, PreparedScript, ScriptAnalyzer, ScriptFailure, ScriptInfo, ScriptSet,
+};
 
 use rhai::{Dynamic, Engine, EvalAltResult, OptimizationLevel, Position};
 use serde::{Deserialize, Serialize};
@@ -50,6 +54,8 @@ pub struct ScriptLimits {
     pub max_consecutive_failures: u32,
     /// Longest script source accepted, in bytes.
     pub max_source_bytes: usize,
+    /// Python scripts in seed 000's contract (off by default).
+    pub python: PythonConfig,
 }
 
 impl Default for ScriptLimits {
@@ -63,6 +69,7 @@ impl Default for ScriptLimits {
             max_timeout_ms: 2_000,
             max_consecutive_failures: 5,
             max_source_bytes: 256 * 1024,
+            python: PythonConfig::default(),
         }
     }
 }
@@ -72,7 +79,9 @@ impl Default for ScriptLimits {
 #[error("{code}: {message}{}", location(*line, *column))]
 pub struct ScriptError {
     /// Stable code: `compile`, `no_analyze`, `timeout`, `operations_limit`, `call_depth`,
-    /// `data_too_large`, `bad_return`, `runtime`, `panic`, `source_too_large`.
+    /// `data_too_large`, `bad_return`, `runtime`, `panic`, `source_too_large`; for Python
+    /// scripts also `python_disabled`, `worker_start`, `worker_died`, `busy`,
+    /// `worker_protocol`.
     pub code: &'static str,
     /// What went wrong.
     pub message: String,
@@ -93,6 +102,16 @@ fn location(line: Option<usize>, column: Option<usize>) -> String {
 }
 
 impl ScriptError {
+    /// An error without a position.
+    pub fn plain(code: &'static str, message: impl Into<String>) -> ScriptError {
+        ScriptError {
+            code,
+            message: message.into(),
+            line: None,
+            column: None,
+        }
+    }
+
     fn new(code: &'static str, message: impl Into<String>, pos: Position) -> ScriptError {
         ScriptError {
             code,
@@ -188,20 +207,24 @@ impl ScriptEngine {
         &self.lists
     }
 
-    /// Compiles a script and checks it defines `fn analyze(event, config)`.
-    pub fn compile(&self, source: &str) -> Result<rhai::AST, ScriptError> {
+    /// Refuses a source longer than `max_source_bytes`, in either language.
+    pub fn check_source_size(&self, source: &str) -> Result<(), ScriptError> {
         if source.len() > self.limits.max_source_bytes {
-            return Err(ScriptError {
-                code: "source_too_large",
-                message: format!(
+            return Err(ScriptError::plain(
+                "source_too_large",
+                format!(
                     "the script is {} bytes; at most {} are accepted",
                     source.len(),
                     self.limits.max_source_bytes
                 ),
-                line: None,
-                column: None,
-            });
+            ));
         }
+        Ok(())
+    }
+
+    /// Compiles a script and checks it defines `fn analyze(event, config)`.
+    pub fn compile(&self, source: &str) -> Result<rhai::AST, ScriptError> {
+        self.check_source_size(source)?;
         let ast = self
             .engine
             .compile(source)
@@ -210,12 +233,10 @@ impl ScriptEngine {
             .iter_functions()
             .any(|f| f.name == "analyze" && f.params.len() == 2);
         if !has_analyze {
-            return Err(ScriptError {
-                code: "no_analyze",
-                message: "the script must define `fn analyze(event, config)`".into(),
-                line: None,
-                column: None,
-            });
+            return Err(ScriptError::plain(
+                "no_analyze",
+                "the script must define `fn analyze(event, config)`",
+            ));
         }
         Ok(ast)
     }

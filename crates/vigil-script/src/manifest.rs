@@ -26,6 +26,20 @@ pub struct Manifest {
     /// (the default) for every agent.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub agent_tags: Vec<String>,
+    /// The runtime: `rhai` (the default) or `python` (seed 000's contract, opt-in).
+    #[serde(default)]
+    pub language: Language,
+}
+
+/// A script's runtime.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    /// Rhai, in the server's sandboxed engine.
+    #[default]
+    Rhai,
+    /// Python 3 in worker processes, `Start_Analysis(queue_instance, DATA)`.
+    Python,
 }
 
 fn every_category() -> Vec<String> {
@@ -96,6 +110,33 @@ impl Manifest {
                 .any(|c| self.categories.iter().any(|w| w == c))
     }
 
+    /// The manifest of a script file: `//!` TOML front matter for `.rhai`, and for `.py`
+    /// (seed 000's contract) optional `#:` TOML lines at the top, the name defaulting to
+    /// the file's stem.
+    pub fn for_file(path: &std::path::Path, source: &str) -> Result<Manifest, ManifestError> {
+        if path.extension().and_then(|e| e.to_str()) != Some("py") {
+            return Manifest::from_front_matter(source);
+        }
+        let toml_text = leading_lines(source, "#", "#:");
+        let mut table: toml::Table =
+            toml::from_str(&toml_text).map_err(|e| bad("front matter", e.to_string()))?;
+        if !table.contains_key("name") {
+            let stem = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("script")
+                .to_lowercase()
+                .replace(
+                    |c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'),
+                    "_",
+                );
+            table.insert("name".into(), toml::Value::String(stem));
+        }
+        table.insert("language".into(), toml::Value::String("python".into()));
+        let json = serde_json::to_value(table).map_err(|e| bad("front matter", e.to_string()))?;
+        serde_json::from_value(json).map_err(|e| bad("front matter", e.to_string()))
+    }
+
     /// Reads the manifest from the `//!` lines at the top of a `.rhai` file, which hold
     /// TOML:
     ///
@@ -107,14 +148,7 @@ impl Manifest {
     /// //! min_length = 40
     /// ```
     pub fn from_front_matter(source: &str) -> Result<Manifest, ManifestError> {
-        let toml_text: String = source
-            .lines()
-            .map(str::trim_start)
-            .take_while(|l| l.starts_with("//!") || l.is_empty())
-            .filter_map(|l| l.strip_prefix("//!"))
-            .map(|l| l.strip_prefix(' ').unwrap_or(l))
-            .collect::<Vec<_>>()
-            .join("\n");
+        let toml_text = leading_lines(source, "//!", "//!");
         if toml_text.trim().is_empty() {
             return Err(bad(
                 "name",
@@ -126,6 +160,19 @@ impl Manifest {
         let json = serde_json::to_value(table).map_err(|e| bad("front matter", e.to_string()))?;
         serde_json::from_value(json).map_err(|e| bad("front matter", e.to_string()))
     }
+}
+
+/// The text after `marker` on the lines at the top of `source` that start with `comment`
+/// (or are blank): the front matter.
+fn leading_lines(source: &str, comment: &str, marker: &str) -> String {
+    source
+        .lines()
+        .map(str::trim_start)
+        .take_while(|l| l.starts_with(comment) || l.is_empty())
+        .filter_map(|l| l.strip_prefix(marker))
+        .map(|l| l.strip_prefix(' ').unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]
@@ -148,6 +195,16 @@ mod tests {
                 .message
                 .contains("nme")
         );
+        let py = Manifest::for_file(
+            std::path::Path::new("dir/Seed Custom.py"),
+            "#!/usr/bin/env python3\n#: categories = [\"process\"]\nimport queue\n",
+        )
+        .unwrap();
+        assert_eq!(py.name, "seed_custom");
+        assert_eq!(py.categories, ["process"]);
+        assert_eq!(py.language, Language::Python);
+        let rhai = Manifest::for_file(std::path::Path::new("x.rhai"), src).unwrap();
+        assert_eq!(rhai.language, Language::Rhai);
         let mut m2 = m.clone();
         m2.name = "Bad Name".into();
         assert_eq!(m2.validate(100).unwrap_err().field, "name");

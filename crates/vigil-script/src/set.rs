@@ -2,7 +2,8 @@
 
 use crate::convert::{to_dynamic, to_json};
 use crate::host::{ScriptEvent, set_current_script};
-use crate::{Manifest, ScriptEngine, ScriptError};
+use crate::python::{PythonConfig, PythonScript};
+use crate::{Language, Manifest, ScriptEngine, ScriptError};
 use rhai::{AST, Dynamic};
 use serde::Serialize;
 use serde_json::Value;
@@ -14,18 +15,28 @@ use std::time::{Duration, Instant};
 use vigil_core::{Event, Finding, Severity, is_technique_id};
 use vigil_pipeline::{Analyzer, Interest};
 
+/// How a script runs.
+enum Runtime {
+    /// In the server's Rhai engine.
+    Rhai { ast: AST, config: Dynamic },
+    /// In Python worker processes (seed 000's contract).
+    Python(PythonScript),
+}
+
 /// One compiled script and its run-time state.
 struct LoadedScript {
     manifest: Manifest,
     name: Arc<str>,
     version: i64,
-    ast: AST,
-    config: Dynamic,
+    runtime: Runtime,
     timeout: Duration,
     enabled: AtomicBool,
     failures: AtomicU32,
     disabled_reason: Mutex<Option<String>>,
 }
+
+/// A script checked and compiled by [`ScriptSet::prepare`], ready to install.
+pub struct PreparedScript(Arc<LoadedScript>);
 
 /// One script's name and what its run gave.
 type Outcome = (Arc<str>, Result<Option<Value>, ScriptError>);
@@ -41,6 +52,12 @@ pub struct ScriptInfo {
     pub description: String,
     /// Categories it accepts.
     pub categories: Vec<String>,
+    /// `rhai` or `python`.
+    pub language: Language,
+    /// For Python scripts: whether the last worker started had a network namespace of
+    /// its own (absent before one started).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_isolated: Option<bool>,
     /// Whether it runs.
     pub enabled: bool,
     /// Why it does not run, when disabled.
@@ -76,6 +93,7 @@ pub struct AnalysisReport {
 /// analysis sees one snapshot.
 pub struct ScriptSet {
     engine: Arc<ScriptEngine>,
+    python: Arc<PythonConfig>,
     pool: rayon::ThreadPool,
     agent_tags: RwLock<std::collections::HashMap<String, Vec<String>>>,
     scripts: RwLock<Arc<Vec<Arc<LoadedScript>>>>,
@@ -94,6 +112,7 @@ impl ScriptSet {
             .build()
             .expect("building the script thread pool");
         ScriptSet {
+            python: Arc::new(engine.limits().python.clone()),
             engine,
             pool,
             agent_tags: RwLock::default(),
@@ -129,7 +148,8 @@ impl ScriptSet {
         &self.engine
     }
 
-    /// Compiles and loads (or replaces) a script.
+    /// Compiles and loads (or replaces) a script: [`ScriptSet::prepare`] then
+    /// [`ScriptSet::install`]. Blocks while a Python script's first worker starts.
     pub fn load(
         &self,
         manifest: Manifest,
@@ -138,29 +158,58 @@ impl ScriptSet {
         enabled: bool,
         disabled_reason: Option<String>,
     ) -> Result<(), ScriptError> {
+        let prepared = self.prepare(manifest, version, source, enabled, disabled_reason)?;
+        self.install(prepared);
+        Ok(())
+    }
+
+    /// Checks and compiles a script without loading it: a Rhai script is compiled, a
+    /// Python script's first worker is started (which compiles and imports it). Blocks
+    /// for the latter.
+    pub fn prepare(
+        &self,
+        manifest: Manifest,
+        version: i64,
+        source: &str,
+        enabled: bool,
+        disabled_reason: Option<String>,
+    ) -> Result<PreparedScript, ScriptError> {
         let limits = self.engine.limits();
         manifest
             .validate(limits.max_timeout_ms)
-            .map_err(|e| ScriptError {
-                code: "manifest",
-                message: e.to_string(),
-                line: None,
-                column: None,
-            })?;
-        let ast = self.engine.compile(source)?;
+            .map_err(|e| ScriptError::plain("manifest", e.to_string()))?;
+        let runtime = match manifest.language {
+            Language::Rhai => Runtime::Rhai {
+                ast: self.engine.compile(source)?,
+                config: to_dynamic(&Value::Object(manifest.config.clone())),
+            },
+            Language::Python => {
+                self.engine.check_source_size(source)?;
+                Runtime::Python(PythonScript::load(
+                    &manifest.name,
+                    source,
+                    &manifest.config,
+                    self.python.clone(),
+                )?)
+            }
+        };
         let timeout =
             Duration::from_millis(manifest.timeout_ms.unwrap_or(limits.default_timeout_ms));
-        let script = Arc::new(LoadedScript {
+        Ok(PreparedScript(Arc::new(LoadedScript {
             name: Arc::from(manifest.name.as_str()),
-            config: to_dynamic(&Value::Object(manifest.config.clone())),
             manifest,
             version,
-            ast,
+            runtime,
             timeout,
             enabled: AtomicBool::new(enabled),
             failures: AtomicU32::new(0),
             disabled_reason: Mutex::new(disabled_reason),
-        });
+        })))
+    }
+
+    /// Loads (or replaces) a prepared script.
+    pub fn install(&self, prepared: PreparedScript) {
+        let script = prepared.0;
         let mut guard = self.scripts.write().unwrap_or_else(|e| e.into_inner());
         let mut next: Vec<_> = guard
             .iter()
@@ -170,7 +219,6 @@ impl ScriptSet {
         next.push(script);
         next.sort_by(|a, b| a.name.cmp(&b.name));
         *guard = Arc::new(next);
-        Ok(())
     }
 
     /// Unloads a script; false when there was none.
@@ -205,6 +253,11 @@ impl ScriptSet {
                 version: s.version,
                 description: s.manifest.description.clone(),
                 categories: s.manifest.categories.clone(),
+                language: s.manifest.language,
+                network_isolated: match &s.runtime {
+                    Runtime::Python(p) => p.network_isolated(),
+                    Runtime::Rhai { .. } => None,
+                },
                 enabled: s.enabled.load(Ordering::Acquire),
                 disabled_reason: s
                     .disabled_reason
@@ -312,24 +365,30 @@ fn run_script(
     script: &LoadedScript,
     event: &Arc<Event>,
 ) -> Result<Option<Value>, ScriptError> {
+    let (ast, config) = match &script.runtime {
+        Runtime::Rhai { ast, config } => (ast, config),
+        Runtime::Python(p) => {
+            let json = serde_json::to_vec(event.as_map())
+                .map_err(|e| ScriptError::plain("runtime", e.to_string()))?;
+            return p.run(&json, script.timeout);
+        }
+    };
     set_current_script(script.name.clone());
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
         engine.call(
-            &script.ast,
+            ast,
             Dynamic::from(ScriptEvent(event.clone())),
-            script.config.clone(),
+            config.clone(),
             script.timeout,
         )
     }));
     let value = match result {
         Ok(r) => r?,
         Err(_) => {
-            return Err(ScriptError {
-                code: "panic",
-                message: "the script engine panicked; the run was abandoned".into(),
-                line: None,
-                column: None,
-            });
+            return Err(ScriptError::plain(
+                "panic",
+                "the script engine panicked; the run was abandoned",
+            ));
         }
     };
     if value.is_unit() {
@@ -337,12 +396,10 @@ fn run_script(
     } else if value.is_map() {
         Ok(Some(to_json(&value)))
     } else {
-        Err(ScriptError {
-            code: "bad_return",
-            message: format!("analyze must return a map or (), not {}", value.type_name()),
-            line: None,
-            column: None,
-        })
+        Err(ScriptError::plain(
+            "bad_return",
+            format!("analyze must return a map or (), not {}", value.type_name()),
+        ))
     }
 }
 

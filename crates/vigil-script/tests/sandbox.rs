@@ -19,6 +19,7 @@ fn manifest(name: &str, categories: &[&str]) -> Manifest {
         config: serde_json::Map::new(),
         timeout_ms: None,
         agent_tags: vec![],
+        language: Default::default(),
     }
 }
 

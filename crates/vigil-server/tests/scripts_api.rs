@@ -366,3 +366,113 @@ async fn oversized_uploads_name_the_real_limit() {
         r.text
     );
 }
+
+const SEED_EXAMPLE: &str = include_str!("../../../scripts/examples/python/seed_custom.py");
+
+#[tokio::test]
+async fn python_scripts_are_refused_unless_enabled() {
+    let h = harness().await;
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/scripts",
+            Some(&h.admin),
+            json!({"name": "seed", "language": "python", "source": SEED_EXAMPLE}).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.text.contains("python_disabled"), "{}", r.text);
+    let r = h
+        .call("GET", "/api/v1/scripts/seed", Some(&h.admin), String::new())
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::NOT_FOUND,
+        "nothing stored: {}",
+        r.text
+    );
+}
+
+#[tokio::test]
+async fn the_seed_python_example_runs_through_the_api_and_the_pipeline() {
+    let h = harness_scripts(vigil_script::ScriptLimits {
+        default_timeout_ms: 2_000,
+        python: vigil_script::PythonConfig {
+            enabled: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/scripts",
+            Some(&h.admin),
+            json!({"name": "seed", "language": "python", "source": "def Start_Analysis(q, DATA)\n  pass\n"})
+                .to_string(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert_eq!(r.body["error"]["line"], 1, "{}", r.text);
+
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/scripts",
+            Some(&h.admin),
+            json!({"name": "seed", "language": "python", "source": SEED_EXAMPLE, "categories": ["process"]})
+                .to_string(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = h
+        .call("GET", "/api/v1/scripts", Some(&h.viewer), String::new())
+        .await;
+    assert_eq!(r.body["scripts"][0]["language"], "python", "{}", r.text);
+
+    let event = json!({"event": {"category": ["process"]}, "process": {"name": "cmd.exe"}});
+    let r = h
+        .call("POST", "/api/v1/analyze", Some(&h.agent), event.to_string())
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let echoed = r.body["results"]["seed"]["custom_res"].as_str().unwrap();
+    let echoed: serde_json::Value = serde_json::from_str(echoed).unwrap();
+    assert_eq!(echoed["process"]["name"], "cmd.exe");
+
+    // A new version through PUT, still Python.
+    let r = h
+        .call(
+            "PUT",
+            "/api/v1/scripts/seed",
+            Some(&h.admin),
+            json!({"language": "python", "categories": ["process"], "source":
+                "import threading\ndef w(q, DATA):\n    q.put({'score': 60, 'summary': 'python says so'})\n\
+                 def Start_Analysis(q, DATA):\n    threading.Thread(target=w, args=(q, DATA)).start()\n    return q\n"})
+                .to_string(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = h
+        .call("POST", "/api/v1/events", Some(&h.agent), event.to_string())
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let mut found = None;
+    for _ in 0..100 {
+        let r = h
+            .call(
+                "GET",
+                "/api/v1/findings?analyzer=script:seed",
+                Some(&h.viewer),
+                String::new(),
+            )
+            .await;
+        if r.body["findings"].as_array().is_some_and(|f| !f.is_empty()) {
+            found = Some(r.body["findings"][0].clone());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let f = found.expect("the pipeline ran the Python script on the ingested event");
+    assert_eq!(f["summary"], "python says so");
+}

@@ -1,5 +1,5 @@
 //! `vigil script check FILE…` and `vigil script test FILE --event EVENT.json`: work on
-//! `.rhai` files locally, with the server's default limits, before uploading them.
+//! `.rhai` (and seed-000 `.py`) files locally, with the server's default limits, before uploading them.
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
@@ -7,23 +7,27 @@ use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use vigil_script::{Lists, Manifest, ScriptEngine, ScriptLimits, ScriptSet};
+use vigil_script::{Lists, Manifest, PythonConfig, ScriptEngine, ScriptLimits, ScriptSet};
 
 /// `vigil script …`.
 #[derive(Subcommand)]
 pub enum ScriptCommand {
     /// Compile scripts and report errors with line and column.
     Check {
-        /// `.rhai` files with `//!` TOML front matter (name, categories, config).
+        /// `.rhai` files with `//!` TOML front matter (name, categories, config), or
+        /// `.py` files in seed 000's contract (optional `#:` TOML lines).
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// The Python interpreter for `.py` scripts.
+        #[arg(long, default_value = "/usr/bin/python3")]
+        python: String,
     },
     /// Run one script on one event and print what it answers.
     Test {
-        /// The `.rhai` file.
+        /// The `.rhai` or `.py` file.
         file: PathBuf,
         /// A JSON file holding one event.
         #[arg(long)]
@@ -31,14 +35,30 @@ pub enum ScriptCommand {
         /// Lookup lists for `in_list`, as NAME=FILE (one value a line); repeatable.
         #[arg(long = "list", value_name = "NAME=FILE")]
         lists: Vec<String>,
+        /// The Python interpreter for `.py` scripts.
+        #[arg(long, default_value = "/usr/bin/python3")]
+        python: String,
     },
 }
 
-fn check_one(engine: &ScriptEngine, file: &PathBuf) -> Result<Value> {
+/// The server's default limits, with Python scripts allowed on `python`.
+fn local_limits(python: &str) -> ScriptLimits {
+    ScriptLimits {
+        python: PythonConfig {
+            enabled: true,
+            interpreter: python.to_string(),
+            ..PythonConfig::default()
+        },
+        ..ScriptLimits::default()
+    }
+}
+
+fn check_one(set: &ScriptSet, file: &PathBuf) -> Result<Value> {
     let source =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let manifest = match Manifest::from_front_matter(&source)
-        .and_then(|m| m.validate(engine.limits().max_timeout_ms).map(|_| m))
+    let max_timeout_ms = set.engine().limits().max_timeout_ms;
+    let manifest = match Manifest::for_file(file, &source)
+        .and_then(|m| m.validate(max_timeout_ms).map(|_| m))
     {
         Ok(m) => m,
         Err(e) => {
@@ -47,9 +67,10 @@ fn check_one(engine: &ScriptEngine, file: &PathBuf) -> Result<Value> {
             );
         }
     };
-    Ok(match engine.compile(&source) {
+    let (name, categories) = (manifest.name.clone(), manifest.categories.clone());
+    Ok(match set.prepare(manifest, 1, &source, true, None) {
         Ok(_) => {
-            json!({"file": file, "ok": true, "name": manifest.name, "categories": manifest.categories})
+            json!({"file": file, "ok": true, "name": name, "categories": categories})
         }
         Err(e) => json!({"file": file, "ok": false, "error": e}),
     })
@@ -58,11 +79,18 @@ fn check_one(engine: &ScriptEngine, file: &PathBuf) -> Result<Value> {
 /// Runs the command.
 pub fn run(command: ScriptCommand) -> Result<ExitCode> {
     match command {
-        ScriptCommand::Check { files, json } => {
-            let engine = ScriptEngine::new(ScriptLimits::default(), Lists::default());
+        ScriptCommand::Check {
+            files,
+            json,
+            python,
+        } => {
+            let set = ScriptSet::new(Arc::new(ScriptEngine::new(
+                local_limits(&python),
+                Lists::default(),
+            )));
             let reports = files
                 .iter()
-                .map(|f| check_one(&engine, f))
+                .map(|f| check_one(&set, f))
                 .collect::<Result<Vec<_>>>()?;
             let failed = reports.iter().filter(|r| r["ok"] == false).count();
             if json {
@@ -93,11 +121,16 @@ pub fn run(command: ScriptCommand) -> Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
-        ScriptCommand::Test { file, event, lists } => {
+        ScriptCommand::Test {
+            file,
+            event,
+            lists,
+            python,
+        } => {
             let source = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
             let manifest =
-                Manifest::from_front_matter(&source).with_context(|| file.display().to_string())?;
+                Manifest::for_file(&file, &source).with_context(|| file.display().to_string())?;
             let shared = Lists::default();
             for spec in &lists {
                 let (name, path) = spec.split_once('=').context("--list takes NAME=FILE")?;
@@ -105,7 +138,7 @@ pub fn run(command: ScriptCommand) -> Result<ExitCode> {
                     std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?;
                 shared.set(name, text.lines().map(str::to_string));
             }
-            let set = ScriptSet::new(Arc::new(ScriptEngine::new(ScriptLimits::default(), shared)));
+            let set = ScriptSet::new(Arc::new(ScriptEngine::new(local_limits(&python), shared)));
             let name = manifest.name.clone();
             set.load(manifest, 1, &source, true, None)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;

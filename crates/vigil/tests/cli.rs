@@ -205,3 +205,51 @@ fn script_check_reports_line_and_column_and_script_test_runs_one() {
     assert_eq!(report["findings"][0]["analyzer"], "script:good");
     assert_eq!(report["results"]["good"]["summary"], "netcat");
 }
+
+#[test]
+fn python_scripts_in_the_seed_contract_check_and_test_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/examples/python/seed_custom.py"
+    );
+    let broken = dir.path().join("broken.py");
+    std::fs::write(
+        &broken,
+        "import queue\ndef Start_Analysis(q, DATA)\n    pass\n",
+    )
+    .unwrap();
+    let out = vigil()
+        .args(["script", "check", "--json", seed])
+        .arg(&broken)
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let report: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(report[0]["ok"], true, "{report}");
+    assert_eq!(report[0]["name"], "seed_custom");
+    assert_eq!(report[1]["error"]["code"], "compile");
+    assert_eq!(report[1]["error"]["line"], 2);
+
+    let event = dir.path().join("event.json");
+    std::fs::write(
+        &event,
+        r#"{"event.category": "file", "file.name": "a.exe"}"#,
+    )
+    .unwrap();
+    let out = vigil()
+        .args(["script", "test", seed, "--event"])
+        .arg(&event)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let report: Value = serde_json::from_slice(&out).unwrap();
+    let echoed = report["results"]["seed_custom"]["custom_res"]
+        .as_str()
+        .unwrap();
+    assert!(echoed.contains("\"a.exe\""), "{report}");
+}

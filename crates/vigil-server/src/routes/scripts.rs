@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use vigil_core::Event;
-use vigil_script::{Manifest, ScriptSet};
+use vigil_script::{Language, Manifest, ScriptSet};
 use vigil_store::{ScriptRecord, Store, StoreError};
 
 /// Body of `POST /api/v1/scripts` and `PUT /api/v1/scripts/{name}`.
@@ -29,6 +29,8 @@ pub struct ScriptBody {
     enabled: Option<bool>,
     #[serde(default)]
     agent_tags: Vec<String>,
+    #[serde(default)]
+    language: Language,
 }
 
 /// Loads the newest version of every stored script into `set`. A script that no longer
@@ -119,13 +121,24 @@ async fn save(
     manifest
         .validate(limits.max_timeout_ms)
         .map_err(|e| AppError::field(e.field.clone(), e.to_string()))?;
-    state
-        .scripts
-        .engine()
-        .compile(&source)
-        .map_err(AppError::Script)?;
     // One reason for both the store and the loaded script.
     let reason = (!enabled).then(|| "disabled by an admin".to_string());
+    // Compiling a Rhai script takes microseconds; preparing a Python one starts a worker
+    // process, so it runs off the async threads.
+    let prepared = {
+        let (set, manifest, source, reason) = (
+            state.scripts.clone(),
+            manifest.clone(),
+            source.clone(),
+            reason.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            set.prepare(manifest, version, &source, enabled, reason)
+        })
+        .await
+        .map_err(|e| AppError::Internal(format!("preparing the script: {e}")))?
+        .map_err(AppError::Script)?
+    };
     let record = ScriptRecord {
         name: manifest.name.clone(),
         version,
@@ -136,10 +149,7 @@ async fn save(
         created_at: vigil_core::now_rfc3339(),
     };
     state.store.put_script(&record).await?;
-    state
-        .scripts
-        .load(manifest, version, &source, enabled, reason)
-        .map_err(AppError::Script)?;
+    state.scripts.install(prepared);
     tracing::info!(script = %record.name, version, "script saved");
     Ok(
         json!({"name": record.name, "version": version, "enabled": enabled, "created_at": record.created_at}),
@@ -154,6 +164,7 @@ fn manifest_from(name: String, body: &ScriptBody) -> Manifest {
         config: body.config.clone(),
         timeout_ms: body.timeout_ms,
         agent_tags: body.agent_tags.clone(),
+        language: body.language,
     }
 }
 

@@ -49,14 +49,38 @@ pub async fn harness_with(
     pipeline: PipelineConfig,
     auth: AuthConfig,
 ) -> Harness {
+    harness_full(
+        server,
+        pipeline,
+        auth,
+        vigil_script::ScriptLimits::default(),
+    )
+    .await
+}
+
+/// A harness whose scripts run under `limits` (say, with Python scripts enabled).
+#[allow(dead_code)]
+pub async fn harness_scripts(limits: vigil_script::ScriptLimits) -> Harness {
+    harness_full(
+        ServerConfig::default(),
+        PipelineConfig::default(),
+        AuthConfig::default(),
+        limits,
+    )
+    .await
+}
+
+pub async fn harness_full(
+    server: ServerConfig,
+    pipeline: PipelineConfig,
+    auth: AuthConfig,
+    limits: vigil_script::ScriptLimits,
+) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
     let scripts = Arc::new(vigil_script::ScriptSet::new(Arc::new(
-        vigil_script::ScriptEngine::new(
-            vigil_script::ScriptLimits::default(),
-            vigil_script::Lists::default(),
-        ),
+        vigil_script::ScriptEngine::new(limits, vigil_script::Lists::default()),
     )));
     let registry = Arc::new(AnalyzerRegistry::new());
     registry.register(Arc::new(AlertAnalyzer));

@@ -25,7 +25,8 @@ pub use host::Lists;
 pub use manifest::{Language, Manifest, ManifestError};
 pub use python::PythonConfig;
 pub use set::{
-    AnalysisReport, PreparedScript, ScriptAnalyzer, ScriptFailure, ScriptInfo, ScriptSet,
+    AnalysisReport, MAX_PENDING_ANALYSES, Overloaded, PreparedScript, ScriptAnalyzer,
+    ScriptFailure, ScriptInfo, ScriptSet,
 };
 
 use rhai::{Dynamic, Engine, EvalAltResult, OptimizationLevel, Position};
@@ -175,6 +176,10 @@ impl ScriptEngine {
             .set_max_functions(256);
         // `eval` would compile code at run time, outside the checks of upload.
         engine.disable_symbol("eval");
+        // The string interner is one lock for every thread, and Rhai waits for it by
+        // sleeping 10 ms at a time: under concurrent runs that was the whole p99 tail of
+        // POST /api/v1/analyze (docs/benchmarks.md). Scripts gain little from interning.
+        engine.set_max_strings_interned(0);
         engine.on_progress(|ops| {
             // Checking the clock costs more than an operation: look every 256.
             if ops & 0xff != 0 {
@@ -190,6 +195,10 @@ impl ScriptEngine {
             |text, _, pos| tracing::debug!(script = host::current_script(), %pos, "{text}"),
         );
         host::register(&mut engine, lists.clone());
+        // Rhai's standard library has `sleep(seconds)`, which blocks the thread where
+        // neither the operation count nor the deadline can stop it: shadowed by one that
+        // fails.
+        for_sleep(&mut engine);
         ScriptEngine {
             engine,
             limits,
@@ -264,6 +273,14 @@ impl ScriptEngine {
         DEADLINE.set(None);
         result.map_err(|e| ScriptError::from_eval(&e, timeout))
     }
+}
+
+fn for_sleep(engine: &mut Engine) {
+    fn refuse<T>(_: T) -> Result<(), Box<EvalAltResult>> {
+        Err("sleep is not available to scripts: a run must not block its thread".into())
+    }
+    engine.register_fn("sleep", refuse::<rhai::INT>);
+    engine.register_fn("sleep", refuse::<rhai::FLOAT>);
 }
 
 /// A shared engine, as the script set and the CLI use it.

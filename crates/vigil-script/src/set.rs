@@ -38,6 +38,17 @@ struct LoadedScript {
 /// A script checked and compiled by [`ScriptSet::prepare`], ready to install.
 pub struct PreparedScript(Arc<LoadedScript>);
 
+/// Analyses [`ScriptSet::submit`] may queue before it refuses more.
+pub const MAX_PENDING_ANALYSES: usize = 1024;
+
+/// A whole analysis, run on one of the set's threads.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// [`ScriptSet::submit`] refused: [`MAX_PENDING_ANALYSES`] are waiting already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{MAX_PENDING_ANALYSES} analyses are waiting already")]
+pub struct Overloaded;
+
 /// One script's name and what its run gave.
 type Outcome = (Arc<str>, Result<Option<Value>, ScriptError>);
 
@@ -94,7 +105,7 @@ pub struct AnalysisReport {
 pub struct ScriptSet {
     engine: Arc<ScriptEngine>,
     python: Arc<PythonConfig>,
-    pool: rayon::ThreadPool,
+    executor: flume::Sender<Job>,
     agent_tags: RwLock<std::collections::HashMap<String, Vec<String>>>,
     scripts: RwLock<Arc<Vec<Arc<LoadedScript>>>>,
     disabled_tx: flume::Sender<ScriptFailure>,
@@ -106,15 +117,25 @@ impl ScriptSet {
     pub fn new(engine: Arc<ScriptEngine>) -> ScriptSet {
         let (disabled_tx, disabled_rx) = flume::unbounded();
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("vigil-script-{i}"))
-            .build()
-            .expect("building the script thread pool");
+        let (executor, jobs) = flume::bounded::<Job>(MAX_PENDING_ANALYSES);
+        for i in 0..threads {
+            let jobs = jobs.clone();
+            std::thread::Builder::new()
+                .name(format!("vigil-script-{i}"))
+                .spawn(move || {
+                    // Ends when the set (the only sender) is dropped.
+                    while let Ok(job) = jobs.recv() {
+                        if std::panic::catch_unwind(AssertUnwindSafe(job)).is_err() {
+                            tracing::error!("an analysis panicked outside any script");
+                        }
+                    }
+                })
+                .expect("starting a script thread");
+        }
         ScriptSet {
             python: Arc::new(engine.limits().python.clone()),
             engine,
-            pool,
+            executor,
             agent_tags: RwLock::default(),
             scripts: RwLock::default(),
             disabled_tx,
@@ -281,11 +302,11 @@ impl ScriptSet {
             .clone()
     }
 
-    /// Runs every enabled script that matches `event` and gathers what they said. With
-    /// `threads > 1` the scripts run concurrently on the set's persistent pool (one thread
-    /// per CPU); with 1, one after the other on the calling thread (what pipeline workers
-    /// do, since they already run in parallel).
-    pub fn analyze(&self, event: &Arc<Event>, threads: usize) -> AnalysisReport {
+    /// Runs every enabled script that matches `event`, one after the other on the calling
+    /// thread, and gathers what they said. Callers get their parallelism from running
+    /// several analyses at once (pipeline workers, [`ScriptSet::submit`]): spreading one
+    /// event's scripts over threads was measured slower on 2 cores (docs/benchmarks.md).
+    pub fn analyze(&self, event: &Arc<Event>) -> AnalysisReport {
         let started = Instant::now();
         let snapshot = self.snapshot();
         let todo: Vec<&Arc<LoadedScript>> = snapshot
@@ -296,22 +317,10 @@ impl ScriptSet {
                     && self.agent_in_scope(&s.manifest.agent_tags, event)
             })
             .collect();
-        let threads = threads.clamp(1, todo.len().max(1));
-        let outcomes: Vec<Outcome> = if threads == 1 {
-            todo.iter()
-                .map(|s| (s.name.clone(), self.run(s, event)))
-                .collect()
-        } else {
-            // A persistent pool: fresh threads per call cost ~10 ms here (cold regex and
-            // allocator caches), persistent ones a few microseconds.
-            use rayon::prelude::*;
-            self.pool.install(|| {
-                todo.par_iter()
-                    .with_max_len(1)
-                    .map(|s| (s.name.clone(), self.run(s, event)))
-                    .collect()
-            })
-        };
+        let outcomes: Vec<Outcome> = todo
+            .iter()
+            .map(|s| (s.name.clone(), self.run(s, event)))
+            .collect();
 
         let mut report = AnalysisReport::default();
         for (name, outcome) in outcomes {
@@ -331,6 +340,22 @@ impl ScriptSet {
         }
         report.took_ms = started.elapsed().as_secs_f64() * 1000.0;
         report
+    }
+
+    /// Runs [`ScriptSet::analyze`] on one of the set's own threads (one per CPU, kept for
+    /// the set's life, so that their regex caches stay warm) and answers on the returned
+    /// channel. Refused when [`MAX_PENDING_ANALYSES`] are waiting.
+    pub fn submit(
+        self: &Arc<Self>,
+        event: Arc<Event>,
+    ) -> Result<flume::Receiver<AnalysisReport>, Overloaded> {
+        let (tx, rx) = flume::bounded(1);
+        let set = self.clone();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(set.analyze(&event));
+        });
+        self.executor.try_send(job).map_err(|_| Overloaded)?;
+        Ok(rx)
     }
 
     /// One run of one script, with failure accounting.
@@ -449,6 +474,6 @@ impl Analyzer for ScriptAnalyzer {
         Interest::All
     }
     fn analyze(&self, event: &Event) -> Vec<Finding> {
-        self.0.analyze(&Arc::new(event.clone()), 1).findings
+        self.0.analyze(&Arc::new(event.clone())).findings
     }
 }

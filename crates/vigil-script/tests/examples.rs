@@ -77,7 +77,7 @@ fn every_example_compiles_and_passes_its_cases() {
                 Event::from_input(case.event.clone(), chrono::Utc::now())
                     .unwrap_or_else(|e| panic!("{stem}/{}: {e}", case.name)),
             );
-            let r = set.analyze(&event, 1);
+            let r = set.analyze(&event);
             assert!(r.errors.is_empty(), "{stem}/{}: {:?}", case.name, r.errors);
             match case.expect.as_str() {
                 "finding" => {

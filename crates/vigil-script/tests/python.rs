@@ -79,7 +79,7 @@ fn the_seed_example_runs_unchanged() {
     let set = set_with(python_limits());
     load(&set, "seed_custom", &source);
     let ev = process_event();
-    let report = set.analyze(&ev, 1);
+    let report = set.analyze(&ev);
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     // DATA is the event as JSON bytes; the bytes the script put back arrive as text.
     let echoed = report.results["seed_custom"]["custom_res"]
@@ -103,7 +103,7 @@ fn the_python_example_finds_encoded_powershell() {
     let mut m = manifest("ps_enc");
     m.config.insert("score".into(), json!(81));
     set.load(m, 1, &source, true, None).unwrap();
-    let report = set.analyze(&process_event(), 1);
+    let report = set.analyze(&process_event());
     let r = &report.results["ps_enc"];
     assert_eq!(r["score"], 81);
     assert_eq!(r["decoded"], "IEX (New-Object)");
@@ -113,7 +113,7 @@ fn the_python_example_finds_encoded_powershell() {
     let benign = event(
         json!({"event": {"category": ["process"]}, "process": {"command_line": "notepad.exe"}}),
     );
-    let report = set.analyze(&benign, 1);
+    let report = set.analyze(&benign);
     assert!(
         report.results.is_empty() && report.errors.is_empty(),
         "{report:?}"
@@ -191,7 +191,7 @@ fn runtime_errors_are_results_for_that_script_alone() {
         &seed_shaped("q.put({'f': object()})"),
     );
     let started = Instant::now();
-    let report = set.analyze(&process_event(), 4);
+    let report = set.analyze(&process_event());
     assert!(
         started.elapsed() < Duration::from_millis(1_500),
         "nothing waited for a timeout"
@@ -217,10 +217,10 @@ fn a_script_that_hangs_is_killed_and_its_next_run_works() {
     );
     load(&set, "hang", &src);
     load(&set, "fine", &seed_shaped("q.put({'fine': True})"));
-    let report = set.analyze(&event(json!({"hang": true})), 2);
+    let report = set.analyze(&event(json!({"hang": true})));
     assert_eq!(report.errors["hang"].code, "timeout", "{report:?}");
     assert_eq!(report.results["fine"]["fine"], true);
-    let report = set.analyze(&event(json!({"hang": false})), 2);
+    let report = set.analyze(&event(json!({"hang": false})));
     assert_eq!(report.results["hang"]["done"], true, "{report:?}");
 }
 
@@ -258,7 +258,7 @@ fn files_network_processes_and_native_code_are_refused() {
     for (name, body) in probes {
         load(&set, name, &seed_shaped(body));
     }
-    let report = set.analyze(&process_event(), 4);
+    let report = set.analyze(&process_event());
     for (name, _) in probes {
         let e = report
             .errors
@@ -282,7 +282,7 @@ fn the_worker_has_no_environment_and_its_own_network_when_the_kernel_allows() {
         "probe",
         &seed_shaped("import os\nq.put({'env': sorted(os.environ), 'uid': os.getuid()})"),
     );
-    let report = set.analyze(&process_event(), 1);
+    let report = set.analyze(&process_event());
     let r = &report.results["probe"];
     let env: Vec<&str> = r["env"]
         .as_array()
@@ -327,12 +327,12 @@ fn memory_and_result_size_are_bounded() {
         &seed_shaped("b = bytearray(1 << 30)\nq.put({'n': len(b)})"),
     );
     load(&set, "big", &seed_shaped("q.put({'x': 'a' * 100_000})"));
-    let report = set.analyze(&process_event(), 2);
+    let report = set.analyze(&process_event());
     let hog = &report.errors["hog"];
     assert!(hog.message.contains("MemoryError"), "{hog:?}");
     assert_eq!(report.errors["big"].code, "data_too_large");
     // Both recover: the next runs still answer (with the same errors, not hangs).
-    let report = set.analyze(&process_event(), 2);
+    let report = set.analyze(&process_event());
     assert!(report.errors.contains_key("hog") && report.errors.contains_key("big"));
 }
 
@@ -352,7 +352,7 @@ fn many_analyses_at_once_share_a_bounded_pool() {
             std::thread::spawn(move || {
                 for i in 0..25 {
                     let n = t * 100 + i;
-                    let report = set.analyze(&event(json!({"n": n})), 1);
+                    let report = set.analyze(&event(json!({"n": n})));
                     assert_eq!(report.results["echo"]["n"], n, "{report:?}");
                 }
             })
@@ -377,7 +377,7 @@ fn python_and_rhai_scripts_answer_together() {
         None,
     )
     .unwrap();
-    let report = set.analyze(&process_event(), 2);
+    let report = set.analyze(&process_event());
     assert_eq!(report.results["py"]["from"], "python");
     assert_eq!(report.results["rh"]["from"], "rhai");
 }

@@ -46,10 +46,9 @@ fn analyze(event, config) {
 #[test]
 fn results_findings_and_nothing_to_say() {
     let set = set_with(ScriptLimits::default(), &[("good", GOOD)]);
-    let report = set.analyze(
-        &event(json!({"process.command_line": "powershell -enc AAA", "host.name": "h"})),
-        1,
-    );
+    let report = set.analyze(&event(
+        json!({"process.command_line": "powershell -enc AAA", "host.name": "h"}),
+    ));
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert_eq!(report.results["good"]["summary"], "encoded command");
     let f = &report.findings[0];
@@ -62,10 +61,10 @@ fn results_findings_and_nothing_to_say() {
     );
     assert_eq!(f.host_name.as_deref(), Some("h"));
 
-    let report = set.analyze(&event(json!({"process.command_line": "ls"})), 1);
+    let report = set.analyze(&event(json!({"process.command_line": "ls"})));
     assert_eq!(report.results["good"], json!({"seen": true}));
     assert!(report.findings.is_empty());
-    let report = set.analyze(&event(json!({"message": "x"})), 1);
+    let report = set.analyze(&event(json!({"message": "x"})));
     assert!(
         report.results.is_empty() && report.errors.is_empty(),
         "() means nothing to say"
@@ -94,9 +93,9 @@ fn categories_select_scripts() {
         None,
     )
     .unwrap();
-    let r = set.analyze(&event(json!({"event.category": "process"})), 1);
+    let r = set.analyze(&event(json!({"event.category": "process"})));
     assert_eq!(r.results.keys().collect::<Vec<_>>(), vec!["all"]);
-    let r = set.analyze(&event(json!({"event.category": ["network", "process"]})), 1);
+    let r = set.analyze(&event(json!({"event.category": ["network", "process"]})));
     assert_eq!(r.results.len(), 2);
 }
 
@@ -142,13 +141,25 @@ fn no_files_network_modules_or_eval() {
             ),
             ("proc", r#"fn analyze(e, c) { system("id") }"#),
             ("env", r#"fn analyze(e, c) { env("HOME") }"#),
+            // Rhai's own `sleep` would block the thread beyond the reach of the timeout.
+            ("sleep_f", "fn analyze(e, c) { sleep(5.0); () }"),
+            ("sleep_i", "fn analyze(e, c) { sleep(5); () }"),
         ],
     );
-    let r = set.analyze(&event(json!({})), 1);
-    assert_eq!(r.errors.len(), 4);
+    let started = std::time::Instant::now();
+    let r = set.analyze(&event(json!({})));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "nothing slept"
+    );
+    assert_eq!(r.errors.len(), 6);
     for (name, e) in &r.errors {
         assert_eq!(e.code, "runtime", "{name}: {e}");
-        assert!(e.message.contains("not found"), "{name}: {e}");
+        if name.starts_with("sleep") {
+            assert!(e.message.contains("sleep is not available"), "{name}: {e}");
+        } else {
+            assert!(e.message.contains("not found"), "{name}: {e}");
+        }
     }
 }
 
@@ -185,7 +196,7 @@ fn every_limit_is_contained_and_the_others_still_answer() {
         ],
     );
     let started = Instant::now();
-    let r = set.analyze(&event(json!({})), 2);
+    let r = set.analyze(&event(json!({})));
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "took {:?}",
@@ -226,7 +237,7 @@ fn every_limit_is_contained_and_the_others_still_answer() {
             ),
         ],
     );
-    let r = set.analyze(&event(json!({})), 1);
+    let r = set.analyze(&event(json!({})));
     assert_eq!(r.errors["spin"].code, "operations_limit");
     assert_eq!(r.errors["huge_map"].code, "operations_limit");
 }
@@ -246,13 +257,9 @@ fn a_script_that_keeps_failing_is_disabled_with_its_reason() {
     );
     let disabled = set.auto_disabled();
     for _ in 0..3 {
-        assert!(
-            set.analyze(&event(json!({})), 1)
-                .errors
-                .contains_key("flaky")
-        );
+        assert!(set.analyze(&event(json!({}))).errors.contains_key("flaky"));
     }
-    let r = set.analyze(&event(json!({})), 1);
+    let r = set.analyze(&event(json!({})));
     assert!(r.errors.is_empty(), "a disabled script does not run");
     assert_eq!(r.results.len(), 1);
     let info = set.list().into_iter().find(|s| s.name == "flaky").unwrap();
@@ -268,11 +275,7 @@ fn a_script_that_keeps_failing_is_disabled_with_its_reason() {
     assert_eq!(failure.name, "flaky");
     assert!(disabled.try_recv().is_err(), "reported once");
     assert!(set.set_enabled("flaky", true, None));
-    assert!(
-        set.analyze(&event(json!({})), 1)
-            .errors
-            .contains_key("flaky")
-    );
+    assert!(set.analyze(&event(json!({}))).errors.contains_key("flaky"));
 }
 
 #[test]
@@ -325,7 +328,7 @@ fn analyze(event, config) {
         "source.ip": "192.168.1.10",
         "file.hash.sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
     }));
-    let r = set.analyze(&ev, 1);
+    let r = set.analyze(&ev);
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     assert_eq!(
         r.results["lib"],
@@ -342,6 +345,38 @@ fn analyze(event, config) {
     );
 }
 
+/// Analyses handed to the set's own threads answer on their channel, many at once.
+#[test]
+fn submitted_analyses_run_on_the_sets_threads() {
+    let set = Arc::new(set_with(
+        ScriptLimits::default(),
+        &[
+            ("good", GOOD),
+            ("map", "fn analyze(e, c) { #{a: 1, b: \"x\", c: [1, 2]} }"),
+        ],
+    ));
+    let started = std::time::Instant::now();
+    let receivers: Vec<_> = (0..400)
+        .map(|i| {
+            set.submit(event(
+                json!({"process.command_line": format!("p -enc {i}")}),
+            ))
+            .unwrap()
+        })
+        .collect();
+    for rx in receivers {
+        let r = rx.recv().unwrap();
+        assert_eq!(r.results.len(), 2, "{r:?}");
+        assert_eq!(r.findings.len(), 1);
+    }
+    // 800 tiny script runs: milliseconds of work; allow a slow CI machine plenty.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 #[test]
 fn many_concurrent_analyses() {
     let set = Arc::new(set_with(
@@ -353,10 +388,9 @@ fn many_concurrent_analyses() {
             let set = set.clone();
             std::thread::spawn(move || {
                 for j in 0..200 {
-                    let r = set.analyze(
-                        &event(json!({"process.command_line": format!("x -enc {i} {j}")})),
-                        2,
-                    );
+                    let r = set.analyze(&event(
+                        json!({"process.command_line": format!("x -enc {i} {j}")}),
+                    ));
                     assert_eq!(r.results.len(), 2);
                     assert_eq!(r.findings.len(), 1);
                 }

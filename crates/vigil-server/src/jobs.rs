@@ -39,6 +39,14 @@ impl Jobs {
         jobs.insert(id.to_string(), (Instant::now(), Some(result)));
     }
 
+    /// Drops a job that could not be started.
+    pub fn forget(&self, id: &str) {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+
     /// `None`: unknown or expired; `Some(None)`: pending; `Some(Some(v))`: done.
     pub fn get(&self, id: &str) -> Option<Option<Value>> {
         let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());

@@ -146,7 +146,7 @@ pub fn run(command: ScriptCommand) -> Result<ExitCode> {
                 .with_context(|| format!("cannot read {}", event.display()))?;
             let ev = vigil_core::ndjson::parse_event(&text, chrono::Utc::now())
                 .map_err(|e| anyhow::anyhow!("{}: {}", event.display(), e.message))?;
-            let mut report = set.analyze(&Arc::new(ev), 1);
+            let mut report = set.analyze(&Arc::new(ev));
             // Unlike the server, a test run always reports the script, even when it said nothing.
             if report.results.is_empty() && report.errors.is_empty() {
                 report.results.insert(name, Value::Null);

@@ -401,9 +401,18 @@ pub async fn analyze(
     let body = body.map_err(|e| crate::error::bytes_rejection(e, state.config.max_event_bytes))?;
     let event = vigil_core::ndjson::parse_event(&body, chrono::Utc::now())?;
     let event: Arc<Event> = Arc::new(event);
-    let set = state.scripts.clone();
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let run = move || serde_json::to_value(set.analyze(&event, threads)).unwrap_or_default();
+    // The analysis runs on the script set's own threads, one thread per analysis: no
+    // runtime thread blocks, and those threads keep their regex caches warm. Spreading
+    // one event's scripts over threads (rayon) or running them on the request's thread
+    // (`block_in_place`, threads that come and go) both gave a ~10-30 ms p99 on 2 cores;
+    // see docs/benchmarks.md.
+    let overloaded = |_| AppError::Overloaded {
+        message: format!(
+            "{} analyses are waiting already; retry later",
+            vigil_script::MAX_PENDING_ANALYSES
+        ),
+        retry_after_secs: 1,
+    };
     if params.run_async {
         let id = state.jobs.start().ok_or_else(|| AppError::Overloaded {
             message: format!(
@@ -412,22 +421,33 @@ pub async fn analyze(
             ),
             retry_after_secs: 5,
         })?;
+        let rx = match state.scripts.submit(event) {
+            Ok(rx) => rx,
+            Err(e) => {
+                state.jobs.forget(&id);
+                return Err(overloaded(e));
+            }
+        };
         let (jobs, job) = (state.jobs.clone(), id.clone());
         tokio::spawn(async move {
-            match tokio::task::spawn_blocking(run).await {
-                Ok(report) => jobs.finish(&job, report),
-                Err(e) => jobs.finish(
-                    &job,
-                    json!({"error": {"code": "internal", "message": e.to_string()}}),
-                ),
-            }
+            let report = match rx.recv_async().await {
+                Ok(report) => serde_json::to_value(report).unwrap_or_default(),
+                Err(_) => {
+                    json!({"error": {"code": "internal", "message": "the analysis was abandoned"}})
+                }
+            };
+            jobs.finish(&job, report);
         });
         let body = json!({"job": id, "status": "pending", "url": format!("/api/v1/jobs/{id}")});
         return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
     }
-    let report = tokio::task::spawn_blocking(run)
+    let report = state
+        .scripts
+        .submit(event)
+        .map_err(overloaded)?
+        .recv_async()
         .await
-        .map_err(|e| AppError::Internal(format!("analysis task: {e}")))?;
+        .map_err(|_| AppError::Internal("the analysis was abandoned".into()))?;
     Ok(Json(report).into_response())
 }
 

@@ -1,0 +1,1 @@
+//! VirusTotal v3 client (being written).

@@ -5,14 +5,25 @@
 //! * [`analysis`]: the static report of a file (PE sections, imports, exports, overlay,
 //!   signature, packer signs; ELF basics). Never fails: a malformed file is a result.
 //! * [`clamp`]: ClaMP's 53 raw header features, for models trained on ClaMP's data.
+//! * [`model`]: the file model (a random forest over those features) and its metadata.
+//! * [`yara`]: YARA-X with Vigil's default rules and reloadable rule folders.
+//! * [`vt`]: the VirusTotal v3 client and its cache.
+//! * [`verdict`]: evidence from every analysis combined into one score and explanation.
+//! * [`engine`]: static analysis + YARA + model on one file, shared by CLI, REST, protocol.
+//! * [`protocol`]: seed 001's binary protocol (framing only).
+//! * [`dataset`]: ClaMP's CSV and seed 001's `path, sha256, label` CSV.
 #![warn(missing_docs)]
 
 pub mod analysis;
 pub mod clamp;
 pub mod dataset;
+pub mod engine;
 pub mod headers;
+pub mod model;
 pub mod protocol;
+pub mod verdict;
 pub mod vt;
 pub mod yara;
 
 pub use analysis::{Format, Limits, StaticReport, analyze};
+pub use engine::{FileConfig, FileEngine, FileReport};

@@ -1,6 +1,7 @@
 //! `vigil`: the server and its command-line tools.
 
 mod config;
+mod file;
 mod script;
 mod send;
 mod serve;
@@ -56,6 +57,18 @@ enum Command {
         #[command(subcommand)]
         command: script::ScriptCommand,
     },
+    /// Scan files: static analysis, YARA and the file model, with a verdict per file.
+    Scan(file::ScanArgs),
+    /// Train the file model.
+    File {
+        #[command(subcommand)]
+        command: file::FileCommand,
+    },
+    /// Measure detectors on labelled data.
+    Eval {
+        #[command(subcommand)]
+        command: EvalCommand,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -86,6 +99,12 @@ enum KeyCommand {
 enum EventsCommand {
     /// Send an NDJSON file (one JSON event a line) through the bulk API.
     Send(send::SendArgs),
+}
+
+#[derive(Subcommand)]
+enum EvalCommand {
+    /// The file model on ClaMP raw-feature CSVs: AUC, accuracy, detection at 1% FPR.
+    File(file::EvalFileArgs),
 }
 
 #[derive(Subcommand)]
@@ -175,6 +194,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             command: EventsCommand::Send(args),
         } => runtime()?.block_on(send::send(args)),
         Command::Script { command } => script::run(command),
+        Command::Scan(args) => file::scan(args),
+        Command::File { command } => file::run(command),
+        Command::Eval {
+            command: EvalCommand::File(args),
+        } => file::eval(args),
         Command::Config {
             command: ConfigCommand::Print { config },
         } => {

@@ -253,3 +253,209 @@ fn python_scripts_in_the_seed_contract_check_and_test_from_the_cli() {
         .unwrap();
     assert!(echoed.contains("\"a.exe\""), "{report}");
 }
+
+/// Runs a command that must succeed and parses its standard output as JSON.
+fn json_stdout(cmd: &mut Command) -> Value {
+    let out = cmd.assert().success().get_output().stdout.clone();
+    serde_json::from_slice(&out)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out)))
+}
+
+/// A ClaMP-format CSV of synthetic rows: malware-like rows have a late `e_lfanew` and an
+/// old `CreationYear`.
+fn synthetic_clamp_csv(path: &std::path::Path, rows: usize, seed: u64) {
+    let mut text = vigil_file::clamp::FEATURES.join(",");
+    text.push_str(",e_res,e_res2,class\n");
+    let mut state = seed;
+    for i in 0..rows {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let noise = (state >> 33) % 40;
+        let bad = i % 2 == 0;
+        let values: Vec<String> = vigil_file::clamp::FEATURES
+            .iter()
+            .map(|f| match *f {
+                "e_lfanew" => (if bad { 232 } else { 128 } + noise).to_string(),
+                "CreationYear" => (if bad { 1992 } else { 2012 } + noise % 10).to_string(),
+                "e_magic" => "23117".to_string(),
+                _ => (noise % 3).to_string(),
+            })
+            .collect();
+        text.push_str(&format!("{},,,{}\n", values.join(","), u8::from(bad)));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn eval_file_prints_the_metrics_other_tooling_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let (train, test) = (dir.path().join("train.csv"), dir.path().join("test.csv"));
+    synthetic_clamp_csv(&train, 300, 1);
+    synthetic_clamp_csv(&test, 100, 2);
+    let v = json_stdout(
+        vigil()
+            .args(["eval", "file", "--train"])
+            .arg(&train)
+            .arg("--test")
+            .arg(&test)
+            .args(["--json", "--trees", "30"]),
+    );
+    for key in ["auc", "accuracy", "detection_at_1pct_fpr", "fit_seconds"] {
+        assert!(v[key].as_f64().is_some(), "{key} missing: {v}");
+    }
+    assert!(v["auc"].as_f64().unwrap() > 0.95, "{v}");
+    assert_eq!(v["n_test"], 100);
+    // Without --test: cross-validation on the training file.
+    let out = vigil()
+        .args([
+            "eval", "file", "--json", "--trees", "20", "--cv", "3", "--train",
+        ])
+        .arg(&train)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["folds"], 3);
+    assert_eq!(v["per_fold"].as_array().unwrap().len(), 3);
+    // A bad file says which line and column.
+    std::fs::write(&test, "e_magic,class\n1,1\n").unwrap();
+    let err = vigil()
+        .args(["eval", "file", "--train"])
+        .arg(&train)
+        .arg("--test")
+        .arg(&test)
+        .assert()
+        .failure()
+        .get_output()
+        .stderr
+        .clone();
+    assert!(String::from_utf8_lossy(&err).contains("no `e_cblp` column"));
+}
+
+#[test]
+fn scan_reports_every_file_and_an_error_for_the_unreadable() {
+    let dir = tempfile::tempdir().unwrap();
+    // The EICAR test string, assembled here: never stored in the repository.
+    let eicar = dir.path().join("eicar.com");
+    let mut s = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR".to_vec();
+    s.extend_from_slice(b"-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*");
+    std::fs::write(&eicar, s).unwrap();
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "nothing to see").unwrap();
+    let out = vigil()
+        .args(["scan", "--json"])
+        .arg(&eicar)
+        .arg(&text)
+        .arg(dir.path().join("missing.exe"))
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    let items = v.as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    assert_eq!(items[0]["verdict"], "malicious", "{v}");
+    assert_eq!(items[0]["yara"], serde_json::json!(["EICAR_Test_File"]));
+    assert_eq!(items[0]["is_pe"], false);
+    assert_eq!(items[0]["sha256"].as_str().unwrap().len(), 64);
+    assert!(
+        items[0]["explanation"][0]
+            .as_str()
+            .unwrap()
+            .contains("EICAR")
+    );
+    assert_eq!(items[1]["verdict"], "clean");
+    assert_eq!(items[1]["score"], 0.0);
+    assert!(items[2]["error"].as_str().unwrap().contains("No such file"));
+    // --ndjson: one object per line.
+    let out = vigil()
+        .args(["scan", "--ndjson"])
+        .arg(&eicar)
+        .arg(&text)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(String::from_utf8_lossy(&out).lines().count(), 2);
+}
+
+#[test]
+fn a_model_trained_from_files_scores_files() {
+    let fixtures = std::path::Path::new("/usr/share/clamav-testfiles");
+    if !fixtures.is_dir() {
+        assert!(
+            std::env::var("VIGIL_REQUIRE_FIXTURES").as_deref() != Ok("1"),
+            "apt install clamav-testfiles"
+        );
+        eprintln!("SKIPPED: /usr/share/clamav-testfiles is missing");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Seed 001's dataset format: path, sha256, label. Packed copies labelled 1, the
+    // installers 0: a toy labelling, enough to check the plumbing.
+    let mut csv = String::from("path,sha256,label\n");
+    for entry in std::fs::read_dir(fixtures).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if !name.ends_with(".exe") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        let sha = vigil_file::analysis::sha256_hex(&bytes);
+        let label = u8::from(name.starts_with("clam-") || name.starts_with("clam.ea"));
+        csv.push_str(&format!("{},{sha},{label}\n", path.display()));
+    }
+    let dataset = dir.path().join("dataset.csv");
+    std::fs::write(&dataset, csv).unwrap();
+    let model = dir.path().join("model.json");
+    let out = vigil()
+        .args([
+            "file",
+            "train",
+            "--json",
+            "--cv",
+            "0",
+            "--trees",
+            "20",
+            "--dataset",
+        ])
+        .arg(&dataset)
+        .arg("--out")
+        .arg(&model)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert!(v["trained_on"]["rows"].as_u64().unwrap() >= 15, "{v}");
+    let v = json_stdout(
+        vigil()
+            .args(["scan", "--json", "--model"])
+            .arg(&model)
+            .arg(fixtures.join("clam-upx.exe")),
+    );
+    assert!(v[0]["model_score"].as_f64().unwrap() > 0.5, "{v}");
+    // A dataset row whose hash does not match its file is refused.
+    std::fs::write(
+        &dataset,
+        format!(
+            "{},{},1\n",
+            fixtures.join("clam.exe").display(),
+            "0".repeat(64)
+        ),
+    )
+    .unwrap();
+    vigil()
+        .args(["file", "train", "--dataset"])
+        .arg(&dataset)
+        .arg("--out")
+        .arg(&model)
+        .assert()
+        .failure();
+}

@@ -17,13 +17,17 @@
 pub mod analysis;
 pub mod clamp;
 pub mod dataset;
+#[cfg(feature = "yara")]
 pub mod engine;
 pub mod headers;
 pub mod model;
 pub mod protocol;
 pub mod verdict;
+#[cfg(feature = "virustotal")]
 pub mod vt;
+#[cfg(feature = "yara")]
 pub mod yara;
 
 pub use analysis::{Format, Limits, StaticReport, analyze};
+#[cfg(feature = "yara")]
 pub use engine::{FileConfig, FileEngine, FileReport};

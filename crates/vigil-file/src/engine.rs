@@ -163,10 +163,21 @@ impl FileEngine {
                 .get("description")
                 .and_then(serde_json::Value::as_str)
                 .unwrap_or("");
+            // Packers, protectors and installers are common in clean software, and one
+            // packer trips several structure rules: they count for half.
+            let weight = if m
+                .tags
+                .iter()
+                .any(|t| matches!(t.as_str(), "packer" | "protector" | "installer"))
+            {
+                0.5
+            } else {
+                1.0
+            };
             evidence.push(Evidence::new(
                 "yara",
                 m.score().unwrap_or(50.0) / 100.0,
-                1.0,
+                weight,
                 format!("rule {}: {description}", m.rule),
             ));
         }

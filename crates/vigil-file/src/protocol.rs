@@ -8,9 +8,9 @@
 
 /// The terminator of every frame.
 pub const END: &[u8; 4] = b"_END";
-/// Reply status: malicious.
+/// Reply status: malicious (and, for `AUTH`, accepted).
 pub const YES: u32 = 1029;
-/// Reply status: not malicious (or, for `AUTH`, accepted).
+/// Reply status: not malicious.
 pub const NO: u32 = 1030;
 /// Reply status: the request failed; a code and a message follow.
 pub const ERROR: u32 = 1031;
@@ -95,7 +95,7 @@ pub enum ErrorCode {
     BadRequest = 5,
     /// The analysis asked for cannot run (say, VirusTotal without any key).
     Unavailable = 6,
-    /// The server failed.
+    /// The server failed, or has no free connection slot (then it closes).
     Internal = 7,
     /// No complete frame arrived in time; the connection closes.
     Timeout = 8,
@@ -237,6 +237,9 @@ pub fn decode_reply(buf: &[u8]) -> Result<Option<(Reply, usize)>, String> {
     let Some(status) = u32_at(buf, 0) else {
         return Ok(None);
     };
+    if !matches!(status, YES | NO | ERROR) {
+        return Err(format!("unknown reply status {status}"));
+    }
     let (Some(second), Some(len)) = (u32_at(buf, 4), u32_at(buf, 8)) else {
         return Ok(None);
     };

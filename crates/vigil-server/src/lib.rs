@@ -7,7 +7,9 @@
 
 pub mod auth;
 mod error;
+pub mod files;
 pub mod jobs;
+pub mod protocol;
 mod routes;
 pub mod stream;
 pub mod telemetry;
@@ -74,6 +76,8 @@ pub struct AppState {
     pub scripts: Arc<vigil_script::ScriptSet>,
     /// Asynchronous analysis jobs.
     pub jobs: Arc<jobs::Jobs>,
+    /// File analysis; `None` answers its routes with `503`.
+    pub files: Option<Arc<files::FileService>>,
 }
 
 /// The whole HTTP application.
@@ -98,6 +102,15 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/v1/jobs/{id}", get(routes::scripts::get_job))
         .route(
+            "/api/v1/files",
+            post(routes::files::analyze_file).layer(DefaultBodyLimit::max(
+                state
+                    .files
+                    .as_ref()
+                    .map_or(64 << 20, |f| f.max_file_bytes()),
+            )),
+        )
+        .route(
             "/api/v1/analyze",
             post(routes::scripts::analyze).layer(DefaultBodyLimit::max(cfg.max_event_bytes)),
         )
@@ -120,6 +133,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/scripts", get(routes::scripts::list_scripts))
         .route("/api/v1/scripts/{name}", get(routes::scripts::get_script))
         .route("/api/v1/lists", get(routes::scripts::get_lists))
+        .route("/api/v1/files/{sha256}", get(routes::files::get_file))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_viewer,
@@ -131,6 +145,7 @@ pub fn app(state: AppState) -> Router {
             get(routes::keys::list_keys).post(routes::keys::create_key),
         )
         .route("/api/v1/keys/{id}", delete(routes::keys::revoke_key))
+        .route("/api/v1/yara/reload", post(routes::files::reload_yara))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_admin,
@@ -211,6 +226,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/scripts/{name}/rollback"),
     ("get", "/api/v1/lists"),
     ("post", "/api/v1/lists/{name}"),
+    ("post", "/api/v1/files"),
+    ("get", "/api/v1/files/{sha256}"),
+    ("post", "/api/v1/yara/reload"),
     ("get", "/api/v1/health"),
     ("get", "/metrics"),
 ];

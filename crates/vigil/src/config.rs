@@ -31,6 +31,12 @@ pub struct Config {
     pub scripts: vigil_script::ScriptLimits,
     /// How long data is kept.
     pub retention: RetentionConfig,
+    /// File analysis: YARA rules, the model, the verdict threshold, limits.
+    pub file: vigil_file::FileConfig,
+    /// The VirusTotal client (the server's key, cache TTLs, retries).
+    pub virustotal: vigil_file::vt::VtConfig,
+    /// The binary file-analysis protocol (seed 001) over TCP.
+    pub protocol: vigil_server::protocol::ProtocolConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -45,6 +51,9 @@ impl Default for Config {
             pipeline: PipelineConfig::default(),
             scripts: vigil_script::ScriptLimits::default(),
             retention: RetentionConfig::default(),
+            file: vigil_file::FileConfig::default(),
+            virustotal: vigil_file::vt::VtConfig::default(),
+            protocol: vigil_server::protocol::ProtocolConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -108,6 +117,9 @@ const SECTIONS: &[&str] = &[
     "pipeline",
     "scripts",
     "retention",
+    "file",
+    "virustotal",
+    "protocol",
     "log",
 ];
 
@@ -159,6 +171,9 @@ impl Config {
         if shown.auth.jwt_hs256_secret.is_some() {
             shown.auth.jwt_hs256_secret = Some("<redacted>".into());
         }
+        if shown.virustotal.api_key.is_some() {
+            shown.virustotal.api_key = Some("<redacted>".into());
+        }
         Ok(toml::to_string_pretty(&shown)?)
     }
 }
@@ -209,6 +224,27 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../vigil.example.toml");
         let c = Config::load(Some(&path), []).unwrap();
         assert_eq!(c, Config::default());
+        // And every key is in the example (documented), not just defaulted.
+        fn keys(prefix: &str, t: &toml::Table, out: &mut Vec<String>) {
+            for (k, v) in t {
+                let path = format!("{prefix}{k}");
+                match v {
+                    toml::Value::Table(inner) => keys(&format!("{path}."), inner, out),
+                    _ => out.push(path),
+                }
+            }
+        }
+        let (mut want, mut have) = (Vec::new(), Vec::new());
+        keys(
+            "",
+            &toml::Table::try_from(Config::default()).unwrap(),
+            &mut want,
+        );
+        let example: toml::Table =
+            toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        keys("", &example, &mut have);
+        let missing: Vec<_> = want.iter().filter(|k| !have.contains(k)).collect();
+        assert!(missing.is_empty(), "not in vigil.example.toml: {missing:?}");
     }
 
     #[test]

@@ -54,14 +54,38 @@ pub async fn serve(config: Config) -> Result<()> {
     let (pipeline, tasks) = Pipeline::start(store.clone(), registry, &config.pipeline);
     let retention = spawn_retention(store.clone(), config.retention.clone());
 
+    let engine = {
+        let cfg = config.file.clone();
+        tokio::task::spawn_blocking(move || vigil_file::FileEngine::new(cfg))
+            .await?
+            .context("file analysis cannot start (fix [file] in the configuration)")?
+    };
+    tracing::info!(
+        yara_rules = engine.yara().rules().len(),
+        model = engine.model().map(|m| m.describe()),
+        "file analysis ready"
+    );
+    let vt = vigil_file::vt::VirusTotal::new(
+        config.virustotal.clone(),
+        Arc::new(vigil_server::files::StoreVtCache(store.clone())),
+    )
+    .context("the VirusTotal client cannot start (check [virustotal])")?;
+    let files = Arc::new(vigil_server::files::FileService::new(
+        Arc::new(engine),
+        Arc::new(vt),
+        store.clone(),
+    ));
+    let auth = Arc::new(auth);
+
     let state = AppState {
         store: store.clone(),
         pipeline: pipeline.clone(),
-        auth: Arc::new(auth),
+        auth: auth.clone(),
         metrics: Some(metrics),
         config: Arc::new(config.server.clone()),
         scripts,
         jobs: Default::default(),
+        files: Some(files.clone()),
     };
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
@@ -69,6 +93,34 @@ pub async fn serve(config: Config) -> Result<()> {
     let addr = listener.local_addr()?;
     println!("vigil: listening on http://{addr}");
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "vigil serving");
+
+    let (proto_stop, proto_rx) = tokio::sync::oneshot::channel::<()>();
+    let protocol = if config.protocol.enabled {
+        let listener = tokio::net::TcpListener::bind(&config.protocol.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} ([protocol] listen)",
+                    config.protocol.listen
+                )
+            })?;
+        let addr = listener.local_addr()?;
+        println!("vigil: file-analysis protocol on {addr}");
+        let state = vigil_server::protocol::ProtocolState {
+            files,
+            auth,
+            config: Arc::new(config.protocol.clone()),
+        };
+        Some(tokio::spawn(vigil_server::protocol::serve(
+            listener,
+            state,
+            async move {
+                let _ = proto_rx.await;
+            },
+        )))
+    } else {
+        None
+    };
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
@@ -81,6 +133,10 @@ pub async fn serve(config: Config) -> Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");
     let _ = stop_tx.send(());
+    let _ = proto_stop.send(());
+    if let Some(p) = protocol {
+        let _ = p.await;
+    }
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
     match tokio::time::timeout(grace, server).await {
         Ok(Ok(Ok(()))) => {}

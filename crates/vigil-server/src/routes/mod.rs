@@ -2,6 +2,7 @@
 
 pub mod agents;
 pub mod events;
+pub mod files;
 pub mod keys;
 pub mod read;
 pub mod scripts;

@@ -101,6 +101,7 @@ pub async fn harness_full(
         config: Arc::new(server),
         scripts,
         jobs: Default::default(),
+        files: None,
     };
     Harness {
         _dir: dir,

@@ -1,0 +1,270 @@
+//! The TCP listener for seed 001's binary protocol (`docs/protocol.md`): one task per
+//! connection, requests answered in order, a bounded number of connections, a time limit
+//! per frame, authentication first unless the operator turned it off.
+
+use crate::auth::Authenticator;
+use crate::files::{FileError, FileRequest, FileService, parse_sha256};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use vigil_core::Role;
+use vigil_file::protocol::{self, Command, ErrorCode, Frame, FrameError};
+
+/// The `[protocol]` configuration section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProtocolConfig {
+    /// Whether to listen at all.
+    pub enabled: bool,
+    /// Address to listen on.
+    pub listen: String,
+    /// Require an AUTH frame (an API key or JWT of role agent or admin) first. Turning
+    /// this off is logged as a warning at start.
+    pub require_auth: bool,
+    /// Largest field (the file) a request may carry, in bytes.
+    pub max_field_bytes: u64,
+    /// Seconds allowed for each complete frame; then ERROR 8 and the connection closes.
+    pub read_timeout_secs: u64,
+    /// Connections served at once; more get ERROR 7 and are closed.
+    pub max_connections: usize,
+}
+
+impl Default for ProtocolConfig {
+    fn default() -> Self {
+        ProtocolConfig {
+            enabled: false,
+            listen: "127.0.0.1:9300".into(),
+            require_auth: true,
+            max_field_bytes: 64 << 20,
+            read_timeout_secs: 30,
+            max_connections: 256,
+        }
+    }
+}
+
+/// What a connection needs.
+#[derive(Clone)]
+pub struct ProtocolState {
+    /// The analyses.
+    pub files: Arc<FileService>,
+    /// Credential checks for AUTH frames.
+    pub auth: Arc<Authenticator>,
+    /// Limits and switches.
+    pub config: Arc<ProtocolConfig>,
+}
+
+/// Serves connections from `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    state: ProtocolState,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    if !state.config.require_auth {
+        tracing::warn!("the file-analysis protocol accepts requests without authentication");
+    }
+    let slots = Arc::new(Semaphore::new(state.config.max_connections));
+    tokio::pin!(shutdown);
+    loop {
+        let (mut stream, peer) = tokio::select! {
+            _ = &mut shutdown => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "protocol accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            let reply = protocol::encode_error(ErrorCode::Internal, "too many connections");
+            tokio::spawn(async move {
+                let _ = stream.write_all(&reply).await;
+            });
+            continue;
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            if let Err(e) = connection(stream, &state).await {
+                tracing::debug!(%peer, error = %e, "protocol connection ended");
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// How reading a frame ended.
+enum Read {
+    Frame(Frame),
+    Closed,
+    Bad(ErrorCode, String),
+}
+
+async fn read_frame(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    max_field: u64,
+) -> std::io::Result<Read> {
+    loop {
+        match protocol::decode(buf, max_field) {
+            Ok(Some((frame, used))) => {
+                buf.drain(..used);
+                return Ok(Read::Frame(frame));
+            }
+            Ok(None) => {}
+            Err(e @ (FrameError::TooLarge { .. } | FrameError::TooManyFields)) => {
+                return Ok(Read::Bad(e.code(), e.to_string()));
+            }
+        }
+        let mut chunk = [0u8; 64 * 1024];
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(if buf.is_empty() {
+                Read::Closed
+            } else {
+                Read::Bad(
+                    ErrorCode::Malformed,
+                    "the connection closed in the middle of a frame".into(),
+                )
+            });
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn code_of(e: &FileError) -> ErrorCode {
+    match e {
+        FileError::BadRequest(_) => ErrorCode::BadRequest,
+        FileError::Unavailable(_) => ErrorCode::Unavailable,
+        FileError::Internal(_) => ErrorCode::Internal,
+    }
+}
+
+async fn connection(mut stream: TcpStream, state: &ProtocolState) -> std::io::Result<()> {
+    let cfg = &state.config;
+    let mut buf = Vec::new();
+    let mut authenticated = !cfg.require_auth;
+    let limit = Duration::from_secs(cfg.read_timeout_secs);
+    loop {
+        let read = tokio::time::timeout(
+            limit,
+            read_frame(&mut stream, &mut buf, cfg.max_field_bytes),
+        );
+        let frame = match read.await {
+            Err(_) => {
+                let msg = format!("no complete frame within {} s", cfg.read_timeout_secs);
+                stream
+                    .write_all(&protocol::encode_error(ErrorCode::Timeout, &msg))
+                    .await?;
+                return Ok(());
+            }
+            Ok(Err(e)) => return Err(e),
+            Ok(Ok(Read::Closed)) => return Ok(()),
+            Ok(Ok(Read::Bad(code, msg))) => {
+                stream
+                    .write_all(&protocol::encode_error(code, &msg))
+                    .await?;
+                return Ok(());
+            }
+            Ok(Ok(Read::Frame(f))) => f,
+        };
+        if frame.command == 0 {
+            match authenticate(state, &frame).await {
+                Ok(role) => {
+                    authenticated = true;
+                    let report = serde_json::json!({"authenticated": true, "role": role.as_str()});
+                    let body = serde_json::to_vec(&report).unwrap_or_default();
+                    stream
+                        .write_all(&protocol::encode_verdict(true, 0.0, &body))
+                        .await?;
+                    continue;
+                }
+                Err(msg) => {
+                    stream
+                        .write_all(&protocol::encode_error(ErrorCode::Unauthorized, &msg))
+                        .await?;
+                    return Ok(());
+                }
+            }
+        }
+        if !authenticated {
+            let msg = "authenticate first: send AUTH (command 0) with an API key";
+            stream
+                .write_all(&protocol::encode_error(ErrorCode::Unauthorized, msg))
+                .await?;
+            return Ok(());
+        }
+        let Some(command) = Command::from_u32(frame.command) else {
+            let msg = format!("unknown command {}; commands are 0 to 6", frame.command);
+            stream
+                .write_all(&protocol::encode_error(ErrorCode::UnknownCommand, &msg))
+                .await?;
+            continue;
+        };
+        let reply = match analysis_request(command, frame, state) {
+            Err(e) => protocol::encode_error(code_of(&e), &e.to_string()),
+            Ok(req) => match state.files.analyze(req).await {
+                Ok(answer) => {
+                    let body = serde_json::to_vec(&answer.report).unwrap_or_default();
+                    protocol::encode_verdict(answer.malicious, answer.score as f32, &body)
+                }
+                Err(e) => protocol::encode_error(code_of(&e), &e.to_string()),
+            },
+        };
+        metrics::counter!("vigil_protocol_requests_total", "command" => format!("{command:?}"))
+            .increment(1);
+        stream.write_all(&reply).await?;
+    }
+}
+
+async fn authenticate(state: &ProtocolState, frame: &Frame) -> Result<Role, String> {
+    let [key] = frame.fields.as_slice() else {
+        return Err("AUTH carries exactly one field: the API key".into());
+    };
+    let key = std::str::from_utf8(key).map_err(|_| "the API key is not UTF-8".to_string())?;
+    let principal = state
+        .auth
+        .authenticate_token(key)
+        .await
+        .map_err(|e| e.to_string())?;
+    match principal.role {
+        Role::Agent | Role::Admin => Ok(principal.role),
+        Role::Viewer => Err("the key's role is viewer; analyses need agent or admin".into()),
+    }
+}
+
+fn analysis_request(
+    command: Command,
+    frame: Frame,
+    state: &ProtocolState,
+) -> Result<FileRequest, FileError> {
+    let [file, sha, vt_key]: [Vec<u8>; 3] = frame.fields.try_into().map_err(|f: Vec<_>| {
+        FileError::BadRequest(format!(
+            "analysis requests carry 3 fields (FILE, SHA256, VT_KEY), not {}",
+            f.len()
+        ))
+    })?;
+    let max = state.files.max_file_bytes();
+    if file.len() > max {
+        return Err(FileError::BadRequest(format!(
+            "the file is {} bytes; at most {max} are analysed",
+            file.len()
+        )));
+    }
+    let vt_key = String::from_utf8(vt_key)
+        .map_err(|_| FileError::BadRequest("the VirusTotal key is not UTF-8".into()))?;
+    Ok(FileRequest {
+        command,
+        bytes: (!file.is_empty()).then_some(file),
+        sha256: if sha.is_empty() {
+            None
+        } else {
+            Some(parse_sha256(&sha)?)
+        },
+        vt_key: (!vt_key.is_empty()).then_some(vt_key),
+    })
+}

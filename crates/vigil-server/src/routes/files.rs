@@ -1,0 +1,112 @@
+//! File analysis over REST: `POST /api/v1/files` (the file's bytes as the body),
+//! `GET /api/v1/files/{sha256}`, `POST /api/v1/yara/reload`.
+
+use crate::files::{FileError, FileRequest, FileService};
+use crate::{AppError, AppState};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use vigil_file::protocol::Command;
+
+/// Query of `POST /api/v1/files`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileParams {
+    /// The caller's VirusTotal key (asks VirusTotal too).
+    vt_key: Option<String>,
+    /// Ask VirusTotal with the server's key.
+    #[serde(default)]
+    virustotal: bool,
+}
+
+fn service(state: &AppState) -> Result<&Arc<FileService>, AppError> {
+    state
+        .files
+        .as_ref()
+        .ok_or_else(|| AppError::Unavailable("file analysis is not enabled on this server".into()))
+}
+
+impl From<FileError> for AppError {
+    fn from(e: FileError) -> AppError {
+        match e {
+            FileError::BadRequest(m) => AppError::bad("bad_request", m),
+            FileError::Unavailable(m) => AppError::Unavailable(m),
+            FileError::Internal(m) => AppError::Internal(m),
+        }
+    }
+}
+
+/// `POST /api/v1/files`: static analysis, YARA, the model (and VirusTotal when asked) on
+/// the body's bytes; answers the full report.
+pub async fn analyze_file(
+    State(state): State<AppState>,
+    params: Result<Query<FileParams>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, AppError> {
+    let files = service(&state)?;
+    let Query(params) = params?;
+    let body = body.map_err(|e| crate::error::bytes_rejection(e, files.max_file_bytes()))?;
+    if body.is_empty() {
+        return Err(AppError::bad(
+            "bad_request",
+            "send the file's bytes as the request body",
+        ));
+    }
+    let vt_key = params.vt_key.filter(|k| !k.is_empty());
+    let command = if vt_key.is_some() || params.virustotal {
+        Command::StaticVirusTotal
+    } else {
+        Command::Static
+    };
+    let answer = files
+        .analyze(FileRequest {
+            command,
+            bytes: Some(body.to_vec()),
+            sha256: None,
+            vt_key,
+        })
+        .await?;
+    Ok(Json(answer.report))
+}
+
+/// `GET /api/v1/files/{sha256}`: the last report for a hash.
+pub async fn get_file(
+    State(state): State<AppState>,
+    Path(sha256): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let files = service(&state)?;
+    let sha = crate::files::parse_sha256(sha256.as_bytes())
+        .map_err(|e| AppError::field("sha256", e.to_string()))?;
+    files
+        .report(&sha)
+        .await?
+        .map(Json)
+        .ok_or_else(|| AppError::NotFound(format!("no report for {sha}: POST the file first")))
+}
+
+/// `POST /api/v1/yara/reload`: compiles the rule folders again; on errors the rules in
+/// force stay and every error is listed with file, line and column.
+pub async fn reload_yara(State(state): State<AppState>) -> Result<Json<Value>, AppError> {
+    let files = service(&state)?.clone();
+    let result = tokio::task::spawn_blocking(move || files.engine().yara().reload())
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    match result {
+        Ok(set) => Ok(Json(
+            json!({"reloaded": true, "rules": set.len(), "files": set.files()}),
+        )),
+        Err(errors) => Err(AppError::BadRequest {
+            code: "invalid_rules",
+            message: errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+            field: None,
+        }),
+    }
+}

@@ -1,0 +1,403 @@
+//! File analysis through REST and through seed 001's binary protocol over real TCP:
+//! every command, authentication, malformed and hostile frames, timeouts, many
+//! connections at once. VirusTotal is a local fake speaking its v3 JSON.
+
+mod common;
+
+use axum::http::StatusCode;
+use common::*;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use vigil_file::protocol::{Reply, decode_reply, encode_request};
+use vigil_server::files::{FileService, StoreVtCache};
+use vigil_server::protocol::{ProtocolConfig, ProtocolState};
+
+/// The EICAR test string, assembled here (never stored in the repository).
+fn eicar() -> Vec<u8> {
+    let mut s = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR".to_vec();
+    s.extend_from_slice(b"-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*");
+    s
+}
+
+/// A fake VirusTotal: every hash is known and flagged by 40 of 70 engines; key `good` only.
+async fn fake_virustotal() -> String {
+    use axum::extract::Path;
+    use axum::http::HeaderMap;
+    use axum::response::IntoResponse;
+    async fn file(Path(id): Path<String>, headers: HeaderMap) -> axum::response::Response {
+        if headers.get("x-apikey").and_then(|v| v.to_str().ok()) != Some("good") {
+            let body = r#"{"error":{"code":"WrongCredentialsError","message":"Wrong API key"}}"#;
+            return (StatusCode::UNAUTHORIZED, body).into_response();
+        }
+        let body = serde_json::json!({"data": {"id": id, "type": "file", "attributes": {
+            "last_analysis_stats": {"malicious": 40, "suspicious": 2, "undetected": 28, "harmless": 0},
+            "popular_threat_classification": {"suggested_threat_label": "trojan.eicar/test"},
+            "last_analysis_date": 1_763_900_000, "reputation": -50,
+        }}});
+        axum::Json(body).into_response()
+    }
+    let app = axum::Router::new().route("/api/v3/files/{id}", axum::routing::get(file));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+async fn service(h: &Harness) -> Arc<FileService> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let engine = tokio::task::spawn_blocking(|| {
+        vigil_file::FileEngine::new(vigil_file::FileConfig::default()).unwrap()
+    })
+    .await
+    .unwrap();
+    let vt = vigil_file::vt::VirusTotal::new(
+        vigil_file::vt::VtConfig {
+            base_url: fake_virustotal().await,
+            backoff_ms: 10,
+            ..Default::default()
+        },
+        Arc::new(StoreVtCache(h.state.store.clone())),
+    )
+    .unwrap();
+    Arc::new(FileService::new(
+        Arc::new(engine),
+        Arc::new(vt),
+        h.state.store.clone(),
+    ))
+}
+
+async fn protocol(h: &Harness, config: ProtocolConfig) -> String {
+    let state = ProtocolState {
+        files: service(h).await,
+        auth: h.state.auth.clone(),
+        config: Arc::new(config),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(vigil_server::protocol::serve(
+        listener,
+        state,
+        std::future::pending(),
+    ));
+    addr
+}
+
+/// Reads one reply, or `None` when the server closed the connection first.
+async fn reply(s: &mut TcpStream) -> Option<Reply> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        if let Some((r, _)) = decode_reply(&buf).unwrap() {
+            return Some(r);
+        }
+        let n = tokio::time::timeout(Duration::from_secs(20), s.read(&mut chunk))
+            .await
+            .expect("a reply in time")
+            .unwrap_or(0);
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+async fn ask(s: &mut TcpStream, command: u32, fields: &[&[u8]]) -> Option<Reply> {
+    s.write_all(&encode_request(command, fields)).await.unwrap();
+    reply(s).await
+}
+
+async fn connect(addr: &str, key: Option<&str>) -> TcpStream {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    if let Some(key) = key {
+        match ask(&mut s, 0, &[key.as_bytes()]).await {
+            Some(Reply::Verdict { report, .. }) => {
+                let v: serde_json::Value = serde_json::from_slice(&report).unwrap();
+                assert_eq!(v["authenticated"], true);
+            }
+            other => panic!("AUTH failed: {other:?}"),
+        }
+    }
+    s
+}
+
+fn error_code(r: Option<Reply>) -> u32 {
+    match r {
+        Some(Reply::Error { code, .. }) => code,
+        other => panic!("expected an ERROR reply, got {other:?}"),
+    }
+}
+
+fn verdict(r: Option<Reply>) -> (bool, f32, serde_json::Value) {
+    match r {
+        Some(Reply::Verdict {
+            malicious,
+            score,
+            report,
+        }) => (malicious, score, serde_json::from_slice(&report).unwrap()),
+        other => panic!("expected a verdict, got {other:?}"),
+    }
+}
+
+async fn closed(s: &mut TcpStream) -> bool {
+    let mut b = [0u8; 1];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), s.read(&mut b)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authentication_comes_first() {
+    let h = harness().await;
+    let addr = protocol(&h, ProtocolConfig::default()).await;
+    // An analysis before AUTH: refused and closed.
+    let mut s = connect(&addr, None).await;
+    assert_eq!(error_code(ask(&mut s, 1, &[b"MZ", b"", b""]).await), 4);
+    assert!(closed(&mut s).await);
+    // A wrong key, and a viewer key: refused.
+    let mut s = connect(&addr, None).await;
+    assert_eq!(error_code(ask(&mut s, 0, &[b"vgl_wrong"]).await), 4);
+    let mut s = connect(&addr, None).await;
+    assert_eq!(error_code(ask(&mut s, 0, &[h.viewer.as_bytes()]).await), 4);
+    // The agent key works, then analyses do.
+    let mut s = connect(&addr, Some(&h.agent)).await;
+    let (malicious, score, report) = verdict(ask(&mut s, 1, &[&eicar(), b"", b""]).await);
+    assert!(malicious && score > 0.9, "{report}");
+    assert_eq!(report["yara"], serde_json::json!(["EICAR_Test_File"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command() {
+    let h = harness().await;
+    let addr = protocol(&h, ProtocolConfig::default()).await;
+    let mut s = connect(&addr, Some(&h.agent)).await;
+    let text = b"just some text, nothing executable";
+    let text_sha = vigil_file::analysis::sha256_hex(text);
+
+    // 1 static: a text file is clean; the SHA-256 may be sent as hex or 32 raw bytes.
+    let (malicious, score, report) =
+        verdict(ask(&mut s, 1, &[text, text_sha.as_bytes(), b""]).await);
+    assert!(!malicious && score < 0.1, "{report}");
+    assert_eq!(report["static"]["is_pe"], false);
+    let raw = hex::decode(&text_sha).unwrap();
+    assert!(!verdict(ask(&mut s, 1, &[text, &raw, b""]).await).0);
+
+    // 3 VirusTotal from the hash alone, with the caller's key; then from the cache.
+    let (malicious, _, report) =
+        verdict(ask(&mut s, 3, &[b"", text_sha.as_bytes(), b"good"]).await);
+    assert!(malicious, "{report}");
+    assert_eq!(report["virustotal"]["malicious"], 40);
+    assert_eq!(report["virustotal"]["cached"], false);
+    let (_, _, report) = verdict(ask(&mut s, 3, &[b"", text_sha.as_bytes(), b""]).await);
+    assert_eq!(
+        report["virustotal"]["cached"], true,
+        "no key needed for a cached hash"
+    );
+    // No key at all, for a hash VirusTotal was never asked about: unavailable.
+    let other = "ab".repeat(32);
+    assert_eq!(
+        error_code(ask(&mut s, 3, &[b"", other.as_bytes(), b""]).await),
+        6
+    );
+    // A wrong caller key: VirusTotal's refusal is in the explanation of static+VT.
+    let (_, _, report) = verdict(ask(&mut s, 4, &[b"MZ\x90\x00", b"", b"bad"]).await);
+    let why = report["explanation"].to_string();
+    assert!(why.contains("VirusTotal"), "{report}");
+    assert!(!why.contains("bad\""), "the key is not echoed: {report}");
+
+    // 4 static + VirusTotal.
+    let (malicious, _, report) = verdict(ask(&mut s, 4, &[&eicar(), b"", b"good"]).await);
+    assert!(malicious);
+    assert!(report["yara"].as_array().unwrap().len() == 1 && report["virustotal"]["engines"] == 70);
+
+    // 2 and 5 dynamic: not available yet, said plainly; the connection stays.
+    assert_eq!(
+        error_code(ask(&mut s, 2, &[b"", text_sha.as_bytes(), b""]).await),
+        6
+    );
+    assert_eq!(
+        error_code(ask(&mut s, 5, &[b"", text_sha.as_bytes(), b"good"]).await),
+        6
+    );
+    // 6 all: static + VirusTotal, saying dynamic is missing.
+    let (_, _, report) = verdict(ask(&mut s, 6, &[&eicar(), b"", b"good"]).await);
+    assert!(
+        report["explanation"]
+            .to_string()
+            .contains("dynamic analysis is not available")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_keep_the_connection_and_bad_frames_close_it() {
+    let h = harness().await;
+    let addr = protocol(&h, ProtocolConfig::default()).await;
+    let mut s = connect(&addr, Some(&h.agent)).await;
+    // Unknown command, wrong field count, bad hash, hash mismatch, nothing to analyse.
+    assert_eq!(error_code(ask(&mut s, 42, &[]).await), 3);
+    assert_eq!(error_code(ask(&mut s, 1, &[b"MZ"]).await), 5);
+    assert_eq!(
+        error_code(ask(&mut s, 1, &[b"MZ", b"nothex", b""]).await),
+        5
+    );
+    let wrong = "00".repeat(32);
+    assert_eq!(
+        error_code(ask(&mut s, 1, &[b"MZ", wrong.as_bytes(), b""]).await),
+        5
+    );
+    assert_eq!(error_code(ask(&mut s, 1, &[b"", b"", b""]).await), 5);
+    assert_eq!(
+        error_code(ask(&mut s, 3, &[b"", b"", b"\xff\xfe"]).await),
+        5
+    );
+    // Still usable.
+    assert!(!verdict(ask(&mut s, 1, &[b"hello", b"", b""]).await).0);
+
+    // A huge announced length: ERROR 2 without reading the body, then closed.
+    let mut frame = 1u32.to_le_bytes().to_vec();
+    frame.extend((u32::MAX - 1).to_le_bytes());
+    s.write_all(&frame).await.unwrap();
+    assert_eq!(error_code(reply(&mut s).await), 2);
+    assert!(closed(&mut s).await);
+
+    // Too many fields: malformed, closed.
+    let mut s = connect(&addr, Some(&h.agent)).await;
+    let many: Vec<&[u8]> = vec![b"x"; 9];
+    assert_eq!(error_code(ask(&mut s, 1, &many).await), 1);
+    assert!(closed(&mut s).await);
+
+    // Garbage, then the client hangs up mid-frame: the server closes cleanly.
+    let mut s = connect(&addr, Some(&h.agent)).await;
+    s.write_all(b"\x01\x00\x00\x00\x10\x00\x00\x00abc")
+        .await
+        .unwrap();
+    s.shutdown().await.unwrap();
+    assert_eq!(error_code(reply(&mut s).await), 1);
+
+    // The listener is still serving.
+    let mut s = connect(&addr, Some(&h.agent)).await;
+    assert!(!verdict(ask(&mut s, 1, &[b"hello", b"", b""]).await).0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_frames_time_out_and_connections_are_bounded() {
+    let h = harness().await;
+    let addr = protocol(
+        &h,
+        ProtocolConfig {
+            read_timeout_secs: 1,
+            max_connections: 3,
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut slow = connect(&addr, Some(&h.agent)).await;
+    slow.write_all(b"\x01\x00\x00\x00\x05\x00").await.unwrap();
+    assert_eq!(error_code(reply(&mut slow).await), 8);
+    assert!(closed(&mut slow).await);
+
+    let _a = connect(&addr, Some(&h.agent)).await;
+    let _b = connect(&addr, Some(&h.agent)).await;
+    let _c = connect(&addr, Some(&h.agent)).await;
+    let mut d = TcpStream::connect(&addr).await.unwrap();
+    assert_eq!(error_code(reply(&mut d).await), 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_clients_at_once() {
+    let h = harness().await;
+    let addr = protocol(&h, ProtocolConfig::default()).await;
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let (addr, key) = (addr.clone(), h.agent.clone());
+            tokio::spawn(async move {
+                let mut s = connect(&addr, Some(&key)).await;
+                for j in 0..4 {
+                    let body = format!("client {i} request {j}");
+                    let (_, _, report) =
+                        verdict(ask(&mut s, 1, &[body.as_bytes(), b"", b""]).await);
+                    assert_eq!(
+                        report["sha256"],
+                        vigil_file::analysis::sha256_hex(body.as_bytes())
+                    );
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_analyses_and_reads_back() {
+    let mut h = harness().await;
+    h.state.files = Some(service(&h).await);
+    let r = h
+        .call("POST", "/api/v1/files", Some(&h.agent), eicar())
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["verdict"], "malicious");
+    let sha = r.body["sha256"].as_str().unwrap().to_string();
+    let back = h
+        .call(
+            "GET",
+            &format!("/api/v1/files/{sha}"),
+            Some(&h.viewer),
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(back.status, StatusCode::OK);
+    assert_eq!(back.body["yara"], r.body["yara"]);
+    // With the caller's VirusTotal key.
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/files?vt_key=good",
+            Some(&h.agent),
+            b"MZ hello".to_vec(),
+        )
+        .await;
+    assert_eq!(r.body["virustotal"]["engines"], 70, "{}", r.text);
+    // Errors: empty body, unknown hash, bad hash, unknown parameter, a viewer posting.
+    let r = h
+        .call("POST", "/api/v1/files", Some(&h.agent), Vec::new())
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let unknown = "cd".repeat(32);
+    let r = h
+        .call(
+            "GET",
+            &format!("/api/v1/files/{unknown}"),
+            Some(&h.viewer),
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = h
+        .call("GET", "/api/v1/files/xyz", Some(&h.viewer), Vec::new())
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = h
+        .call("POST", "/api/v1/files?vt=1", Some(&h.agent), b"x".to_vec())
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    let r = h
+        .call("POST", "/api/v1/files", Some(&h.viewer), b"x".to_vec())
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // YARA reload (admin).
+    let r = h
+        .call("POST", "/api/v1/yara/reload", Some(&h.admin), Vec::new())
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.body["rules"].as_u64().unwrap() >= 20);
+    // Without file analysis configured: 503.
+    h.state.files = None;
+    let r = h
+        .call("POST", "/api/v1/files", Some(&h.agent), b"x".to_vec())
+        .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+}

@@ -8,6 +8,7 @@
 //! * [`model`]: the file model (a random forest over those features) and its metadata.
 //! * [`yara`]: YARA-X with Vigil's default rules and reloadable rule folders.
 //! * [`vt`]: the VirusTotal v3 client and its cache.
+//! * [`dynamic`]: behaviour Vigil has observed of a hash (events, children, findings).
 //! * [`verdict`]: evidence from every analysis combined into one score and explanation.
 //! * [`engine`]: static analysis + YARA + model on one file, shared by CLI, REST, protocol.
 //! * [`protocol`]: seed 001's binary protocol (framing only).
@@ -17,6 +18,7 @@
 pub mod analysis;
 pub mod clamp;
 pub mod dataset;
+pub mod dynamic;
 #[cfg(feature = "yara")]
 pub mod engine;
 pub mod headers;

@@ -162,11 +162,6 @@ impl FileService {
         if req.command == Command::Auth {
             return Err(FileError::BadRequest("AUTH is not an analysis".into()));
         }
-        if req.command.wants_dynamic() && req.command != Command::All {
-            return Err(FileError::Unavailable(
-                "dynamic analysis is not available in this version of Vigil yet".into(),
-            ));
-        }
         if req.command.wants_static() && req.bytes.is_none() {
             // Before any VirusTotal lookup: do not spend the caller's quota for nothing.
             return Err(FileError::BadRequest(
@@ -194,8 +189,13 @@ impl FileService {
                 Err(e) => notes.push(format!("VirusTotal: {e}")),
             }
         }
-        if req.command == Command::All {
-            notes.push("dynamic analysis is not available in this version of Vigil yet".into());
+        let mut behaviour = Value::Null;
+        if req.command.wants_dynamic() {
+            let b = self.behaviour(&sha256).await?;
+            let (evidence, note) = vigil_file::dynamic::evidence(&b);
+            extra.extend(evidence);
+            notes.extend(note);
+            behaviour = serde_json::to_value(&b).unwrap_or_default();
         }
         let engine = self.engine.clone();
         let threshold = engine.config().threshold;
@@ -225,6 +225,7 @@ impl FileService {
             (v.score, v.malicious, value)
         };
         report["virustotal"] = vt_summary;
+        report["dynamic"] = behaviour;
         if let Some(list) = report["explanation"].as_array_mut() {
             list.extend(notes.into_iter().map(Value::String));
         }
@@ -242,6 +243,27 @@ impl FileService {
             score,
             report,
         })
+    }
+
+    /// What Vigil has observed of `sha256`: its newest 500 events and the findings on
+    /// the newest 100 of them.
+    async fn behaviour(&self, sha256: &str) -> Result<vigil_file::dynamic::Behaviour, FileError> {
+        let internal = |e: vigil_store::StoreError| FileError::Internal(e.to_string());
+        let events = self
+            .store
+            .events_by_hash(sha256, 500)
+            .await
+            .map_err(internal)?;
+        let mut findings = Vec::new();
+        for e in events.iter().take(100) {
+            let q = vigil_store::FindingQuery {
+                event_id: Some(e.id().to_string()),
+                limit: 50,
+                ..Default::default()
+            };
+            findings.extend(self.store.query_findings(&q).await.map_err(internal)?.items);
+        }
+        Ok(vigil_file::dynamic::observe(sha256, &events, &findings))
     }
 
     /// The last report for a hash, while it is kept.

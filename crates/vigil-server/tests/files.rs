@@ -212,22 +212,63 @@ async fn every_command() {
     assert!(malicious);
     assert!(report["yara"].as_array().unwrap().len() == 1 && report["virustotal"]["engines"] == 70);
 
-    // 2 and 5 dynamic: not available yet, said plainly; the connection stays.
-    assert_eq!(
-        error_code(ask(&mut s, 2, &[b"", text_sha.as_bytes(), b""]).await),
-        6
-    );
-    assert_eq!(
-        error_code(ask(&mut s, 5, &[b"", text_sha.as_bytes(), b"good"]).await),
-        6
-    );
-    // 6 all: static + VirusTotal, saying dynamic is missing.
-    let (_, _, report) = verdict(ask(&mut s, 6, &[&eicar(), b"", b"good"]).await);
+    // 2 dynamic: nothing observed of this hash yet.
+    let (malicious, _, report) = verdict(ask(&mut s, 2, &[b"", text_sha.as_bytes(), b""]).await);
+    assert!(!malicious);
     assert!(
         report["explanation"]
             .to_string()
-            .contains("dynamic analysis is not available")
+            .contains("observed no event"),
+        "{report}"
     );
+
+    // Now Vigil sees the file run, start PowerShell, and an analyzer flag it.
+    let dropper = "fe".repeat(32);
+    for event in [
+        serde_json::json!({"event.category": "process", "host.name": "pc-1", "process.name": "invoice.exe",
+            "process.hash.sha256": dropper, "message": "alert dropper ran", "score": 90}),
+        serde_json::json!({"event.category": "process", "host.name": "pc-1", "process.name": "powershell.exe",
+            "process.parent.hash.sha256": dropper}),
+    ] {
+        let r = h
+            .call("POST", "/api/v1/events", Some(&h.agent), event.to_string())
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    }
+    let mut found = false;
+    for _ in 0..100 {
+        let r = h
+            .call(
+                "GET",
+                "/api/v1/findings?analyzer=test:alert",
+                Some(&h.viewer),
+                Vec::new(),
+            )
+            .await;
+        if r.body["findings"].as_array().is_some_and(|f| !f.is_empty()) {
+            found = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(found, "the pipeline made the finding");
+    let (malicious, score, report) = verdict(ask(&mut s, 2, &[b"", dropper.as_bytes(), b""]).await);
+    assert!(malicious && score > 0.8, "{report}");
+    assert_eq!(report["dynamic"]["executions"], 1);
+    assert_eq!(
+        report["dynamic"]["children"],
+        serde_json::json!(["powershell.exe"])
+    );
+    let why = report["explanation"].to_string();
+    assert!(
+        why.contains("alert dropper ran") && why.contains("started powershell.exe"),
+        "{why}"
+    );
+    // 5 dynamic + VirusTotal, and 6 all.
+    let (_, _, report) = verdict(ask(&mut s, 5, &[b"", dropper.as_bytes(), b"good"]).await);
+    assert!(report["virustotal"]["engines"] == 70 && report["dynamic"]["events"] == 2);
+    let (malicious, _, report) = verdict(ask(&mut s, 6, &[&eicar(), b"", b"good"]).await);
+    assert!(malicious && report["static"]["is_pe"] == false && !report["dynamic"].is_null());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

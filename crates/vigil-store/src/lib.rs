@@ -64,6 +64,9 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_events(&self, events: &[Event]) -> Result<Vec<bool>, StoreError>;
     /// One event by `event.id`.
     async fn get_event(&self, id: &str) -> Result<Option<Event>, StoreError>;
+    /// Events whose `process.hash.sha256`, `process.parent.hash.sha256` or
+    /// `file.hash.sha256` is `sha256` (lower-case hex), newest first, at most `limit`.
+    async fn events_by_hash(&self, sha256: &str, limit: usize) -> Result<Vec<Event>, StoreError>;
     /// Events matching the query, newest `@timestamp` first.
     async fn query_events(&self, query: &EventQuery) -> Result<Page<Event>, StoreError>;
     /// Deletes events with `@timestamp` before `cutoff`; returns how many.

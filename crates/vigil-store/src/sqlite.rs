@@ -163,6 +163,15 @@ ALTER TABLE agents ADD COLUMN version TEXT;
 ALTER TABLE agents ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE agents ADD COLUMN registered_at TEXT;
 "#,
+    // File analysis looks events up by the hash of the executable involved.
+    r#"
+CREATE INDEX events_process_sha256 ON events(json_extract(doc, '$.process.hash.sha256'))
+    WHERE json_extract(doc, '$.process.hash.sha256') IS NOT NULL;
+CREATE INDEX events_parent_sha256 ON events(json_extract(doc, '$.process.parent.hash.sha256'))
+    WHERE json_extract(doc, '$.process.parent.hash.sha256') IS NOT NULL;
+CREATE INDEX events_file_sha256 ON events(json_extract(doc, '$.file.hash.sha256'))
+    WHERE json_extract(doc, '$.file.hash.sha256') IS NOT NULL;
+"#,
 ];
 
 /// Rows deleted per transaction by retention, so the writer is never held for long.
@@ -534,6 +543,27 @@ impl Store for SqliteStore {
             }
             tx.commit()?;
             Ok(inserted)
+        })
+        .await
+    }
+
+    async fn events_by_hash(&self, sha256: &str, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let sha = sha256.to_ascii_lowercase();
+        let limit = limit.min(10_000) as i64;
+        self.read(move |conn| {
+            // One indexed lookup per field (the partial indexes need the IS NOT NULL).
+            let mut stmt = conn.prepare_cached(
+                "SELECT doc FROM events WHERE seq IN (
+                   SELECT seq FROM events WHERE json_extract(doc, '$.process.hash.sha256') = ?1
+                     AND json_extract(doc, '$.process.hash.sha256') IS NOT NULL
+                   UNION SELECT seq FROM events WHERE json_extract(doc, '$.process.parent.hash.sha256') = ?1
+                     AND json_extract(doc, '$.process.parent.hash.sha256') IS NOT NULL
+                   UNION SELECT seq FROM events WHERE json_extract(doc, '$.file.hash.sha256') = ?1
+                     AND json_extract(doc, '$.file.hash.sha256') IS NOT NULL)
+                 ORDER BY ts DESC, seq DESC LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(rusqlite::params![sha, limit], |r| r.get::<_, String>(0))?;
+            rows.map(|doc| decode_event(&doc?)).collect()
         })
         .await
     }

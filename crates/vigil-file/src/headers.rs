@@ -5,7 +5,7 @@
 //! truncated optional header is read as if padded with zeros, so that the fields a model
 //! was trained on are computed the same way for the same bytes.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// `MZ`.
 pub const DOS_MAGIC: u16 = 0x5a4d;
@@ -76,7 +76,7 @@ fn printable(bytes: &[u8]) -> String {
 }
 
 /// The DOS header (`IMAGE_DOS_HEADER`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[allow(missing_docs)] // The fields are the PE specification's, by their names there.
 pub struct DosHeader {
     pub e_magic: u16,
@@ -99,7 +99,7 @@ pub struct DosHeader {
 }
 
 /// The COFF file header (`IMAGE_FILE_HEADER`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub struct FileHeader {
     pub machine: u16,
@@ -112,7 +112,7 @@ pub struct FileHeader {
 }
 
 /// The optional header (`IMAGE_OPTIONAL_HEADER32/64`); 64-bit sizes are widened.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub struct OptionalHeader {
     pub magic: u16,
@@ -148,7 +148,7 @@ pub struct OptionalHeader {
 }
 
 /// One data directory entry.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DataDirectory {
     /// Relative virtual address (for the certificate table: a file offset).
     pub rva: u32,
@@ -175,7 +175,7 @@ pub mod dir {
 }
 
 /// One section table entry.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SectionHeader {
     /// Name, up to 8 bytes, lossy UTF-8, NULs trimmed.
     pub name: String,
@@ -192,7 +192,7 @@ pub struct SectionHeader {
 }
 
 /// Everything the headers say.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Headers {
     /// DOS header.
     pub dos: DosHeader,

@@ -16,6 +16,7 @@ use vigil_store::Store;
 pub const REPORT_TTL: Duration = Duration::from_secs(30 * 86_400);
 const REPORTS: &str = "file_report";
 const VIRUSTOTAL: &str = "virustotal";
+const LABELS: &str = "file_label";
 
 /// VirusTotal results cached in the store (they survive restarts).
 pub struct StoreVtCache(pub Arc<dyn Store>);
@@ -54,6 +55,9 @@ pub enum FileError {
     /// The analysis asked for cannot run here.
     #[error("{0}")]
     Unavailable(String),
+    /// No such file (no report, no label).
+    #[error("{0}")]
+    NotFound(String),
     /// The server failed.
     #[error("{0}")]
     Internal(String),
@@ -264,6 +268,68 @@ impl FileService {
             findings.extend(self.store.query_findings(&q).await.map_err(internal)?.items);
         }
         Ok(vigil_file::dynamic::observe(sha256, &events, &findings))
+    }
+
+    /// Records an analyst's label for a file Vigil has analysed, with the file's ClaMP
+    /// features taken from its report, so that the label outlives the report and the
+    /// dataset can be exported for training.
+    pub async fn label(&self, sha256: &str, malicious: bool, by: &str) -> Result<Value, FileError> {
+        let report = self.report(sha256).await?.ok_or_else(|| {
+            FileError::NotFound(format!(
+                "no report for {sha256}: analyse the file first (POST /api/v1/files), so that its features are known"
+            ))
+        })?;
+        let headers: Option<vigil_file::headers::Headers> = report["static"]["pe"]["headers"]
+            .as_object()
+            .and_then(|_| serde_json::from_value(report["static"]["pe"]["headers"].clone()).ok());
+        let Some(headers) = headers else {
+            return Err(FileError::BadRequest(format!(
+                "{sha256} is not a PE file: the file model is trained on PE headers only"
+            )));
+        };
+        let record = json!({
+            "sha256": sha256, "label": u8::from(malicious),
+            "features": vigil_file::clamp::values(&headers),
+            "labeled_at": vigil_core::now_rfc3339(), "by": by,
+        });
+        let bytes = serde_json::to_vec(&record).map_err(|e| FileError::Internal(e.to_string()))?;
+        self.store
+            .cache_put(LABELS, sha256, &bytes, None)
+            .await
+            .map_err(|e| FileError::Internal(e.to_string()))?;
+        Ok(record)
+    }
+
+    /// Every label, by hash.
+    pub async fn labels(&self) -> Result<Vec<Value>, FileError> {
+        let rows = self
+            .store
+            .cache_list(LABELS, 1_000_000)
+            .await
+            .map_err(|e| FileError::Internal(e.to_string()))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
+            .collect())
+    }
+
+    /// The labelled files as a ClaMP raw-feature CSV (`vigil file train --dataset`).
+    pub async fn dataset_csv(&self) -> Result<String, FileError> {
+        let mut out = vigil_file::clamp::FEATURES.join(",");
+        out.push_str(",class\n");
+        for l in self.labels().await? {
+            let (Some(features), Some(label)) = (l["features"].as_array(), l["label"].as_u64())
+            else {
+                continue;
+            };
+            let values: Vec<String> = features.iter().map(|v| v.to_string()).collect();
+            if values.len() != vigil_file::clamp::FEATURES.len() {
+                continue;
+            }
+            out.push_str(&values.join(","));
+            out.push_str(&format!(",{label}\n"));
+        }
+        Ok(out)
     }
 
     /// The last report for a hash, while it is kept.

@@ -134,6 +134,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/scripts/{name}", get(routes::scripts::get_script))
         .route("/api/v1/lists", get(routes::scripts::get_lists))
         .route("/api/v1/files/{sha256}", get(routes::files::get_file))
+        .route("/api/v1/files/labels", get(routes::files::list_labels))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_viewer,
@@ -146,6 +147,11 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/v1/keys/{id}", delete(routes::keys::revoke_key))
         .route("/api/v1/yara/reload", post(routes::files::reload_yara))
+        .route(
+            "/api/v1/files/{sha256}/label",
+            post(routes::files::label_file),
+        )
+        .route("/api/v1/files/dataset.csv", get(routes::files::dataset_csv))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_admin,
@@ -229,6 +235,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/files"),
     ("get", "/api/v1/files/{sha256}"),
     ("post", "/api/v1/yara/reload"),
+    ("post", "/api/v1/files/{sha256}/label"),
+    ("get", "/api/v1/files/labels"),
+    ("get", "/api/v1/files/dataset.csv"),
     ("get", "/api/v1/health"),
     ("get", "/metrics"),
 ];

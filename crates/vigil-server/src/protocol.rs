@@ -138,7 +138,7 @@ async fn read_frame(
 
 fn code_of(e: &FileError) -> ErrorCode {
     match e {
-        FileError::BadRequest(_) => ErrorCode::BadRequest,
+        FileError::BadRequest(_) | FileError::NotFound(_) => ErrorCode::BadRequest,
         FileError::Unavailable(_) => ErrorCode::Unavailable,
         FileError::Internal(_) => ErrorCode::Internal,
     }

@@ -442,3 +442,109 @@ async fn rest_analyses_and_reads_back() {
         .await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labels_build_a_dataset_the_trainer_reads() {
+    let mut h = harness().await;
+    h.state.files = Some(service(&h).await);
+    let fixtures = std::path::Path::new("/usr/share/clamav-testfiles");
+    if !fixtures.is_dir() {
+        assert!(
+            std::env::var("VIGIL_REQUIRE_FIXTURES").as_deref() != Ok("1"),
+            "apt install clamav-testfiles"
+        );
+        return;
+    }
+    let mut shas = Vec::new();
+    for (file, label) in [("clam-upx.exe", "malicious"), ("clam.exe", "benign")] {
+        let bytes = std::fs::read(fixtures.join(file)).unwrap();
+        let r = h
+            .call("POST", "/api/v1/files", Some(&h.agent), bytes.clone())
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let sha = r.body["sha256"].as_str().unwrap().to_string();
+        let body = serde_json::json!({ "label": label }).to_string();
+        let r = h
+            .call(
+                "POST",
+                &format!("/api/v1/files/{sha}/label"),
+                Some(&h.admin),
+                body,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.body["label"], u8::from(label == "malicious"));
+        shas.push((sha, bytes));
+    }
+    let r = h
+        .call("GET", "/api/v1/files/labels", Some(&h.viewer), Vec::new())
+        .await;
+    assert_eq!(r.body["labels"].as_array().unwrap().len(), 2, "{}", r.text);
+    // The export is ClaMP's CSV, with the features computed from the files.
+    let r = h
+        .call(
+            "GET",
+            "/api/v1/files/dataset.csv",
+            Some(&h.admin),
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let table =
+        vigil_file::dataset::read_clamp(r.text.as_bytes(), std::path::Path::new("export")).unwrap();
+    assert_eq!(table.rows.len(), 2);
+    assert_eq!(table.positives(), 1);
+    for (sha, bytes) in &shas {
+        let h = vigil_file::headers::Headers::parse(bytes).unwrap();
+        let want = vigil_file::clamp::vector(&h);
+        assert!(table.rows.contains(&want), "{sha}");
+    }
+    // Errors: a bad label, a hash never analysed, a non-PE file, an agent labelling.
+    let (sha, _) = &shas[0];
+    let r = h
+        .call(
+            "POST",
+            &format!("/api/v1/files/{sha}/label"),
+            Some(&h.admin),
+            r#"{"label":"maybe"}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let unknown = "12".repeat(32);
+    let r = h
+        .call(
+            "POST",
+            &format!("/api/v1/files/{unknown}/label"),
+            Some(&h.admin),
+            r#"{"label":"benign"}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let text = h
+        .call(
+            "POST",
+            "/api/v1/files",
+            Some(&h.agent),
+            b"plain text".to_vec(),
+        )
+        .await;
+    let text_sha = text.body["sha256"].as_str().unwrap();
+    let r = h
+        .call(
+            "POST",
+            &format!("/api/v1/files/{text_sha}/label"),
+            Some(&h.admin),
+            r#"{"label":"benign"}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    let r = h
+        .call(
+            "POST",
+            &format!("/api/v1/files/{sha}/label"),
+            Some(&h.agent),
+            r#"{"label":"benign"}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}

@@ -141,6 +141,12 @@ pub trait Store: Send + Sync + 'static {
         value: &[u8],
         ttl: Option<Duration>,
     ) -> Result<(), StoreError>;
+    /// The live entries of a namespace, by key, at most `limit`.
+    async fn cache_list(
+        &self,
+        namespace: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
     /// Deletes expired cache entries; returns how many.
     async fn cache_purge_expired(&self) -> Result<u64, StoreError>;
 }

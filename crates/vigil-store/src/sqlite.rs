@@ -1089,6 +1089,26 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn cache_list(
+        &self,
+        namespace: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let ns = namespace.to_string();
+        let limit = limit.min(1_000_000) as i64;
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT key, value FROM cache WHERE namespace = ?1
+                 AND (expires IS NULL OR expires > ?2) ORDER BY key LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![ns, now_micros(), limit], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
     async fn cache_purge_expired(&self) -> Result<u64, StoreError> {
         self.write(|conn| {
             let n = conn.execute(

@@ -1,5 +1,5 @@
 //! File analysis over REST: `POST /api/v1/files` (the file's bytes as the body),
-//! `GET /api/v1/files/{sha256}`, `POST /api/v1/yara/reload`.
+//! `GET /api/v1/files/{sha256}`, labels and the dataset, `POST /api/v1/yara/reload`.
 
 use crate::files::{FileError, FileRequest, FileService};
 use crate::{AppError, AppState};
@@ -35,6 +35,7 @@ impl From<FileError> for AppError {
         match e {
             FileError::BadRequest(m) => AppError::bad("bad_request", m),
             FileError::Unavailable(m) => AppError::Unavailable(m),
+            FileError::NotFound(m) => AppError::NotFound(m),
             FileError::Internal(m) => AppError::Internal(m),
         }
     }
@@ -109,4 +110,55 @@ pub async fn reload_yara(State(state): State<AppState>) -> Result<Json<Value>, A
             field: None,
         }),
     }
+}
+
+/// Body of `POST /api/v1/files/{sha256}/label`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelBody {
+    /// `malicious` or `benign`.
+    label: String,
+}
+
+/// `POST /api/v1/files/{sha256}/label`: an analyst's verdict on an analysed PE file.
+pub async fn label_file(
+    State(state): State<AppState>,
+    axum::Extension(who): axum::Extension<crate::auth::Principal>,
+    Path(sha256): Path<String>,
+    body: Result<Json<LabelBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, AppError> {
+    let files = service(&state)?;
+    let Json(body) = body.map_err(|e| AppError::from_json(e, 4096))?;
+    let malicious = match body.label.as_str() {
+        "malicious" => true,
+        "benign" => false,
+        other => {
+            return Err(AppError::field(
+                "label",
+                format!("`label` is `malicious` or `benign`, not `{other}`"),
+            ));
+        }
+    };
+    let sha = crate::files::parse_sha256(sha256.as_bytes())
+        .map_err(|e| AppError::field("sha256", e.to_string()))?;
+    Ok(Json(files.label(&sha, malicious, &who.subject).await?))
+}
+
+/// `GET /api/v1/files/labels`: every label.
+pub async fn list_labels(State(state): State<AppState>) -> Result<Json<Value>, AppError> {
+    let labels = service(&state)?.labels().await?;
+    Ok(Json(json!({ "labels": labels })))
+}
+
+/// `GET /api/v1/files/dataset.csv`: the labelled files in ClaMP's raw-feature CSV format.
+pub async fn dataset_csv(
+    State(state): State<AppState>,
+) -> Result<axum::response::Response, AppError> {
+    use axum::response::IntoResponse;
+    let csv = service(&state)?.dataset_csv().await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+        csv,
+    )
+        .into_response())
 }

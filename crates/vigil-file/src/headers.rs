@@ -35,10 +35,6 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
-fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
-}
-
 /// A window on a header that reads zeros past the end of the file (pefile's padding).
 struct Padded<'a>(&'a [u8]);
 
@@ -371,11 +367,6 @@ impl Headers {
             .unwrap_or(self.headers_end)
             .max(self.headers_end)
     }
-}
-
-/// Reads a little-endian `u64` (for callers outside this module).
-pub fn read_u64(bytes: &[u8], at: usize) -> Option<u64> {
-    u64_at(bytes, at)
 }
 
 #[cfg(test)]

@@ -371,6 +371,23 @@ fn scan_reports_every_file_and_an_error_for_the_unreadable() {
     assert_eq!(items[1]["verdict"], "clean");
     assert_eq!(items[1]["score"], 0.0);
     assert!(items[2]["error"].as_str().unwrap().contains("No such file"));
+    // A model file that is not one: a clear error before any scan.
+    let bad_model = dir.path().join("model.json");
+    std::fs::write(&bad_model, "{\"format\": \"something else\"}").unwrap();
+    let err = vigil()
+        .args(["scan", "--model"])
+        .arg(&bad_model)
+        .arg(&text)
+        .assert()
+        .failure()
+        .get_output()
+        .stderr
+        .clone();
+    let err = String::from_utf8_lossy(&err);
+    assert!(
+        err.contains("model.json") && err.contains("not a Vigil file model"),
+        "{err}"
+    );
     // --ndjson: one object per line.
     let out = vigil()
         .args(["scan", "--ndjson"])

@@ -141,7 +141,7 @@ impl FileEngine {
     }
 
     /// Static evidence for `bytes`: the static report, YARA matches, the model's score.
-    pub fn static_evidence(
+    fn static_evidence(
         &self,
         bytes: &[u8],
     ) -> (

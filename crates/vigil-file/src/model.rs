@@ -78,20 +78,6 @@ fn table_digest(table: &FeatureTable) -> String {
     hex::encode(h.finalize())
 }
 
-fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (y, m, d) = clamp::civil_date(u32::try_from(secs).unwrap_or(u32::MAX));
-    let s = secs % 86_400;
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        s / 3600,
-        s / 60 % 60,
-        s % 60
-    )
-}
-
 impl FileModel {
     /// Trains on `table`, after `cv_folds`-fold stratified cross-validation when given.
     pub fn train(
@@ -111,7 +97,7 @@ impl FileModel {
             format: FORMAT.into(),
             format_version: FORMAT_VERSION,
             model_id: hex::encode(&Sha256::digest(&forest_json)[..8]),
-            trained_at: now_rfc3339(),
+            trained_at: vigil_core::now_rfc3339(),
             feature_set: FEATURE_SET.into(),
             features: FEATURES.iter().map(|f| f.to_string()).collect(),
             trained_on: TrainingData {

@@ -279,9 +279,8 @@ impl FileService {
                 "no report for {sha256}: analyse the file first (POST /api/v1/files), so that its features are known"
             ))
         })?;
-        let headers: Option<vigil_file::headers::Headers> = report["static"]["pe"]["headers"]
-            .as_object()
-            .and_then(|_| serde_json::from_value(report["static"]["pe"]["headers"].clone()).ok());
+        let headers: Option<vigil_file::headers::Headers> =
+            serde_json::from_value(report["static"]["pe"]["headers"].clone()).ok();
         let Some(headers) = headers else {
             return Err(FileError::BadRequest(format!(
                 "{sha256} is not a PE file: the file model is trained on PE headers only"

@@ -9,6 +9,8 @@
 //! * [`yara`]: YARA-X with Vigil's default rules and reloadable rule folders.
 //! * [`vt`]: the VirusTotal v3 client and its cache.
 //! * [`dynamic`]: behaviour Vigil has observed of a hash (events, children, findings).
+//! * [`sandbox`]: CAPE and Cuckoo reports as dynamic evidence.
+//! * [`known`]: verdicts by hash, for the pipeline's file analyzer.
 //! * [`verdict`]: evidence from every analysis combined into one score and explanation.
 //! * [`engine`]: static analysis + YARA + model on one file, shared by CLI, REST, protocol.
 //! * [`protocol`]: seed 001's binary protocol (framing only).
@@ -22,8 +24,10 @@ pub mod dynamic;
 #[cfg(feature = "yara")]
 pub mod engine;
 pub mod headers;
+pub mod known;
 pub mod model;
 pub mod protocol;
+pub mod sandbox;
 pub mod verdict;
 #[cfg(feature = "virustotal")]
 pub mod vt;

@@ -6,10 +6,13 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
+use vigil_core::{Event, FieldLookup, Finding};
+use vigil_file::known::{KnownFile, KnownFiles, VerdictSource};
 use vigil_file::protocol::Command;
 use vigil_file::verdict::Evidence;
 use vigil_file::vt::{VirusTotal, VtCache, VtReport};
 use vigil_file::{FileEngine, analysis::sha256_hex};
+use vigil_pipeline::{Analyzer, Interest};
 use vigil_store::Store;
 
 /// How long analysis reports stay readable by hash.
@@ -17,6 +20,12 @@ pub const REPORT_TTL: Duration = Duration::from_secs(30 * 86_400);
 const REPORTS: &str = "file_report";
 const VIRUSTOTAL: &str = "virustotal";
 const LABELS: &str = "file_label";
+const VERDICTS: &str = "file_verdict";
+const SANDBOX: &str = "file_sandbox";
+/// Verdicts the pipeline's file analyzer remembers.
+pub const KNOWN_CAPACITY: usize = 1_000_000;
+/// Largest sandbox report accepted, in bytes.
+pub const MAX_SANDBOX_BYTES: usize = 64 << 20;
 
 /// VirusTotal results cached in the store (they survive restarts).
 pub struct StoreVtCache(pub Arc<dyn Store>);
@@ -128,12 +137,97 @@ pub struct FileService {
     engine: Arc<FileEngine>,
     vt: Arc<VirusTotal>,
     store: Arc<dyn Store>,
+    known: Arc<KnownFiles>,
 }
 
 impl FileService {
     /// A service over `engine`, asking VirusTotal through `vt`, keeping reports in `store`.
     pub fn new(engine: Arc<FileEngine>, vt: Arc<VirusTotal>, store: Arc<dyn Store>) -> Self {
-        FileService { engine, vt, store }
+        FileService {
+            engine,
+            vt,
+            store,
+            known: Arc::new(KnownFiles::new(KNOWN_CAPACITY)),
+        }
+    }
+
+    /// The verdicts the pipeline's [`FileHashAnalyzer`] reads.
+    pub fn known(&self) -> &Arc<KnownFiles> {
+        &self.known
+    }
+
+    /// Loads the kept verdicts and labels into [`FileService::known`] (at start); returns
+    /// how many are held.
+    pub async fn load_known(&self) -> Result<usize, FileError> {
+        let internal = |e: vigil_store::StoreError| FileError::Internal(e.to_string());
+        for (sha, bytes) in self
+            .store
+            .cache_list(VERDICTS, KNOWN_CAPACITY)
+            .await
+            .map_err(internal)?
+        {
+            if let Ok(v) = serde_json::from_slice::<KnownFile>(&bytes) {
+                self.known.record(&sha, v);
+            }
+        }
+        for (sha, bytes) in self
+            .store
+            .cache_list(LABELS, KNOWN_CAPACITY)
+            .await
+            .map_err(internal)?
+        {
+            if let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
+                self.known
+                    .record(&sha, label_verdict(v["label"].as_u64() == Some(1)));
+            }
+        }
+        Ok(self.known.len())
+    }
+
+    /// Remembers a verdict for the pipeline, in memory and in the store.
+    async fn remember(&self, sha256: &str, verdict: KnownFile) {
+        self.known.record(sha256, verdict.clone());
+        if let Ok(bytes) = serde_json::to_vec(&verdict)
+            && let Err(e) = self
+                .store
+                .cache_put(VERDICTS, sha256, &bytes, Some(REPORT_TTL))
+                .await
+        {
+            tracing::warn!(%sha256, error = %e, "could not keep the file verdict");
+        }
+    }
+
+    /// Keeps a CAPE or Cuckoo report for `sha256`; the dynamic analyses (commands 2, 5, 6)
+    /// use it from then on. Answers the summary Vigil kept and the evidence it gives.
+    pub async fn add_sandbox_report(&self, sha256: &str, body: &[u8]) -> Result<Value, FileError> {
+        let summary =
+            vigil_file::sandbox::parse(body).map_err(|e| FileError::BadRequest(e.to_string()))?;
+        if let Some(named) = &summary.sha256
+            && named != sha256
+        {
+            return Err(FileError::BadRequest(format!(
+                "the report is about {named}, not {sha256} (target.file.sha256)"
+            )));
+        }
+        let bytes = serde_json::to_vec(&summary).map_err(|e| FileError::Internal(e.to_string()))?;
+        self.store
+            .cache_put(SANDBOX, sha256, &bytes, None)
+            .await
+            .map_err(|e| FileError::Internal(e.to_string()))?;
+        let evidence = vigil_file::sandbox::evidence(&summary);
+        Ok(json!({ "sha256": sha256, "sandbox": summary, "evidence": evidence }))
+    }
+
+    async fn sandbox_summary(
+        &self,
+        sha256: &str,
+    ) -> Result<Option<vigil_file::sandbox::SandboxSummary>, FileError> {
+        let bytes = self
+            .store
+            .cache_get(SANDBOX, sha256)
+            .await
+            .map_err(|e| FileError::Internal(e.to_string()))?;
+        Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
     }
 
     /// The engine (rules, model, limits).
@@ -172,6 +266,7 @@ impl FileService {
                 "static analysis needs the file's bytes".into(),
             ));
         }
+        let static_done = req.command.wants_static();
         let mut extra = Vec::new();
         let mut notes = Vec::new();
         let mut vt_summary = Value::Null;
@@ -194,11 +289,17 @@ impl FileService {
             }
         }
         let mut behaviour = Value::Null;
+        let mut sandbox = Value::Null;
         if req.command.wants_dynamic() {
             let b = self.behaviour(&sha256).await?;
             let (evidence, note) = vigil_file::dynamic::evidence(&b);
             extra.extend(evidence);
-            notes.extend(note);
+            if let Some(s) = self.sandbox_summary(&sha256).await? {
+                extra.extend(vigil_file::sandbox::evidence(&s));
+                sandbox = serde_json::to_value(&s).unwrap_or_default();
+            } else {
+                notes.extend(note);
+            }
             behaviour = serde_json::to_value(&b).unwrap_or_default();
         }
         let engine = self.engine.clone();
@@ -230,10 +331,35 @@ impl FileService {
         };
         report["virustotal"] = vt_summary;
         report["dynamic"] = behaviour;
+        report["sandbox"] = sandbox;
         if let Some(list) = report["explanation"].as_array_mut() {
             list.extend(notes.into_iter().map(Value::String));
         }
         report["analyzed_at"] = json!(vigil_core::now_rfc3339());
+        let reasons = report["explanation"]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .filter_map(Value::as_str)
+                    .take(3)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        // A partial analysis (VirusTotal or behaviour alone) that finds nothing does not
+        // clear what an analysis of the file's bytes found.
+        if malicious || static_done {
+            self.remember(
+                &sha256,
+                KnownFile {
+                    score,
+                    malicious,
+                    source: VerdictSource::Analysis,
+                    reasons,
+                },
+            )
+            .await;
+        }
         if let Ok(bytes) = serde_json::to_vec(&report)
             && let Err(e) = self
                 .store
@@ -296,6 +422,7 @@ impl FileService {
             .cache_put(LABELS, sha256, &bytes, None)
             .await
             .map_err(|e| FileError::Internal(e.to_string()))?;
+        self.known.record(sha256, label_verdict(malicious));
         Ok(record)
     }
 
@@ -331,6 +458,30 @@ impl FileService {
         Ok(out)
     }
 
+    /// The labels as seed 001's CSV (`path, sha256, label`). Vigil does not keep files,
+    /// so each `path` is the hash itself: where samples are kept by hash (as malware
+    /// collections usually are), the CSV reads back with `vigil file train` from that
+    /// folder.
+    pub async fn dataset_seed_csv(&self) -> Result<String, FileError> {
+        let rows: Vec<vigil_file::dataset::LabelledFile> = self
+            .labels()
+            .await?
+            .into_iter()
+            .filter_map(|l| {
+                let sha = l["sha256"].as_str()?.to_string();
+                Some(vigil_file::dataset::LabelledFile {
+                    path: sha.clone(),
+                    sha256: sha,
+                    label: u8::try_from(l["label"].as_u64()?).ok()?,
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        vigil_file::dataset::write_seed_csv(&rows, &mut out)
+            .map_err(|e| FileError::Internal(e.to_string()))?;
+        String::from_utf8(out).map_err(|e| FileError::Internal(e.to_string()))
+    }
+
     /// The last report for a hash, while it is kept.
     pub async fn report(&self, sha256: &str) -> Result<Option<Value>, FileError> {
         let bytes = self
@@ -339,5 +490,82 @@ impl FileService {
             .await
             .map_err(|e| FileError::Internal(e.to_string()))?;
         Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
+    }
+}
+
+fn label_verdict(malicious: bool) -> KnownFile {
+    KnownFile {
+        score: if malicious { 1.0 } else { 0.0 },
+        malicious,
+        source: VerdictSource::Label,
+        reasons: vec![format!(
+            "an analyst labelled it {}",
+            if malicious { "malicious" } else { "benign" }
+        )],
+    }
+}
+
+/// Hash fields an event names a file by, and what the event says the file did.
+const HASH_FIELDS: [(&str, &str); 4] = [
+    ("process.hash.sha256", "ran"),
+    ("process.parent.hash.sha256", "started a child process"),
+    ("dll.hash.sha256", "was loaded"),
+    ("file.hash.sha256", "was seen on disk"),
+];
+
+/// The pipeline's file analyzer: an event naming a file Vigil judged malicious (by
+/// analysis or an analyst's label) becomes a finding, whatever the event's category.
+pub struct FileHashAnalyzer(pub Arc<KnownFiles>);
+
+impl Analyzer for FileHashAnalyzer {
+    fn name(&self) -> &str {
+        "file"
+    }
+
+    fn interest(&self) -> Interest {
+        Interest::All
+    }
+
+    fn analyze(&self, event: &Event) -> Vec<Finding> {
+        if self.0.is_empty() {
+            return Vec::new();
+        }
+        let mut best: Option<(&str, &str, &str, KnownFile)> = None;
+        for (field, verb) in HASH_FIELDS {
+            let Some(sha) = event.get_str(field) else {
+                continue;
+            };
+            if let Some(k) = self.0.get(sha).filter(|k| k.malicious)
+                && best.as_ref().is_none_or(|b| k.score > b.3.score)
+            {
+                best = Some((field, verb, sha, k));
+            }
+        }
+        let Some((field, verb, sha, known)) = best else {
+            return Vec::new();
+        };
+        let name = match field {
+            "file.hash.sha256" => event.get_str("file.name").or(event.get_str("file.path")),
+            "dll.hash.sha256" => event.get_str("dll.name").or(event.get_str("dll.path")),
+            "process.parent.hash.sha256" => event.get_str("process.parent.name"),
+            _ => event.get_str("process.name"),
+        }
+        .unwrap_or(&sha[..sha.len().min(16)]);
+        let host = event.host_name().unwrap_or("an unknown host");
+        let by = match known.source {
+            VerdictSource::Label => "labelled malicious by an analyst",
+            VerdictSource::Analysis => "judged malicious by file analysis",
+        };
+        let finding = Finding::new(
+            "file",
+            (known.score * 100.0).clamp(50.0, 100.0),
+            format!("{name} ({by}) {verb} on {host}"),
+        )
+        .about(event)
+        .with_evidence(json!({
+            "sha256": sha.to_ascii_lowercase(), "field": field, "source": known.source,
+            "file_score": known.score, "reasons": known.reasons,
+        }));
+        vec![finding]
     }
 }

@@ -111,6 +111,11 @@ pub fn app(state: AppState) -> Router {
             )),
         )
         .route(
+            "/api/v1/files/{sha256}/sandbox",
+            post(routes::files::add_sandbox_report)
+                .layer(DefaultBodyLimit::max(files::MAX_SANDBOX_BYTES)),
+        )
+        .route(
             "/api/v1/analyze",
             post(routes::scripts::analyze).layer(DefaultBodyLimit::max(cfg.max_event_bytes)),
         )
@@ -236,6 +241,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/files/{sha256}"),
     ("post", "/api/v1/yara/reload"),
     ("post", "/api/v1/files/{sha256}/label"),
+    ("post", "/api/v1/files/{sha256}/sandbox"),
     ("get", "/api/v1/files/labels"),
     ("get", "/api/v1/files/dataset.csv"),
     ("get", "/api/v1/health"),

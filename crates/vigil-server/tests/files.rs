@@ -499,6 +499,36 @@ async fn labels_build_a_dataset_the_trainer_reads() {
         let want = vigil_file::clamp::vector(&h);
         assert!(table.rows.contains(&want), "{sha}");
     }
+    // Seed 001's CSV: path (the hash), sha256, label; it reads back with the seed reader.
+    let r = h
+        .call(
+            "GET",
+            "/api/v1/files/dataset.csv?format=seed",
+            Some(&h.admin),
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let csv = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(csv.path(), &r.text).unwrap();
+    let rows = vigil_file::dataset::read_seed_csv(csv.path()).unwrap();
+    assert_eq!(rows.len(), 2);
+    for (sha, _) in &shas {
+        assert!(
+            rows.iter()
+                .any(|row| &row.sha256 == sha && &row.path == sha)
+        );
+    }
+    assert_eq!(rows.iter().map(|r| u32::from(r.label)).sum::<u32>(), 1);
+    let r = h
+        .call(
+            "GET",
+            "/api/v1/files/dataset.csv?format=xml",
+            Some(&h.admin),
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
     // Errors: a bad label, a hash never analysed, a non-PE file, an agent labelling.
     let (sha, _) = &shas[0];
     let r = h
@@ -547,4 +577,172 @@ async fn labels_build_a_dataset_the_trainer_reads() {
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+/// The pipeline's file analyzer: once a file is judged malicious, an event that names its
+/// hash becomes a finding; the verdict survives a restart (kept in the store).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_flags_events_naming_a_malicious_hash() {
+    let mut h = harness().await;
+    let files = service(&h).await;
+    h.state.files = Some(files.clone());
+    h.registry
+        .register(Arc::new(vigil_server::files::FileHashAnalyzer(
+            files.known().clone(),
+        )));
+    let r = h
+        .call("POST", "/api/v1/files", Some(&h.agent), eicar())
+        .await;
+    assert_eq!(r.body["verdict"], "malicious", "{}", r.text);
+    let sha = r.body["sha256"].as_str().unwrap().to_string();
+    // A clean file is not remembered.
+    let clean = h
+        .call(
+            "POST",
+            "/api/v1/files",
+            Some(&h.agent),
+            b"just text".to_vec(),
+        )
+        .await;
+    assert_eq!(clean.body["verdict"], "clean");
+    let clean_sha = clean.body["sha256"].as_str().unwrap().to_string();
+    assert_eq!(files.known().len(), 1);
+
+    let events = format!(
+        "{}\n{}\n",
+        serde_json::json!({"event.category": "process", "host.name": "ws-7",
+            "process.name": "invoice.exe", "process.hash.sha256": sha.to_uppercase()}),
+        serde_json::json!({"event.category": "process", "host.name": "ws-8",
+            "process.name": "notepad.exe", "process.hash.sha256": clean_sha}),
+    );
+    let r = h
+        .call("POST", "/api/v1/events/bulk", Some(&h.agent), events)
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let mut found = Vec::new();
+    for _ in 0..100 {
+        let r = h
+            .call(
+                "GET",
+                "/api/v1/findings?analyzer=file",
+                Some(&h.viewer),
+                Vec::new(),
+            )
+            .await;
+        found = r.body["findings"].as_array().cloned().unwrap_or_default();
+        if !found.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(found.len(), 1, "{found:?}");
+    let f = &found[0];
+    assert_eq!(f["host.name"], "ws-7");
+    assert!(
+        f["summary"].as_str().unwrap().contains("invoice.exe"),
+        "{f}"
+    );
+    assert_eq!(f["evidence"]["sha256"], sha.as_str());
+    assert_eq!(f["evidence"]["field"], "process.hash.sha256");
+    assert!(f["score"].as_f64().unwrap() >= 50.0);
+
+    // A new service over the same store knows the verdict again.
+    let again = service(&h).await;
+    assert_eq!(again.load_known().await.unwrap(), 1);
+    assert!(again.known().get(&sha).unwrap().malicious);
+}
+
+/// A Cuckoo report for a hash that Vigil never saw run turns dynamic analysis from
+/// "nothing observed" into a verdict; bad reports are refused with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_reports_feed_dynamic_analysis() {
+    use vigil_server::files::FileRequest;
+    let mut h = harness().await;
+    let files = service(&h).await;
+    h.state.files = Some(files.clone());
+    let sha = "5e".repeat(32);
+    let dynamic = |files: Arc<FileService>, sha: String| async move {
+        files
+            .analyze(FileRequest {
+                command: vigil_file::protocol::Command::Dynamic,
+                bytes: None,
+                sha256: Some(sha),
+                vt_key: None,
+            })
+            .await
+            .unwrap()
+    };
+    let before = dynamic(files.clone(), sha.clone()).await;
+    assert!(!before.malicious);
+    assert!(before.report["sandbox"].is_null());
+
+    let report = serde_json::json!({
+        "info": {"score": 9.2, "package": "exe"},
+        "target": {"category": "file", "file": {"sha256": sha, "name": "drop.exe"}},
+        "signatures": [
+            {"name": "injection_runpe", "description": "Process hollowing", "severity": 3,
+             "ttp": {"T1055.012": {}}},
+            {"name": "network_cnc_http", "description": "HTTP C2", "severity": 3,
+             "families": ["Dridex"]}
+        ],
+        "network": {"hosts": ["203.0.113.50"], "domains": [{"domain": "c2.example"}]},
+        "behavior": {"processes": [{"process_name": "drop.exe"}]}
+    });
+    let r = h
+        .call(
+            "POST",
+            &format!("/api/v1/files/{sha}/sandbox"),
+            Some(&h.agent),
+            report.to_string(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["sandbox"]["sandbox"], "cuckoo");
+    assert_eq!(r.body["sandbox"]["families"][0], "Dridex");
+
+    let after = dynamic(files.clone(), sha.clone()).await;
+    assert!(after.malicious, "{}", after.report);
+    assert_eq!(after.report["sandbox"]["score"], 9.2);
+    let explanation = after.report["explanation"].to_string();
+    assert!(
+        explanation.contains("Cuckoo scored it 9.2/10"),
+        "{explanation}"
+    );
+    assert!(explanation.contains("Dridex"), "{explanation}");
+
+    // Errors: another file's report, not JSON, not a sandbox report, empty, bad hash,
+    // a viewer posting.
+    let other = "6f".repeat(32);
+    let cases: [(&str, String, &String, StatusCode); 6] = [
+        (
+            &other,
+            report.to_string(),
+            &h.agent,
+            StatusCode::BAD_REQUEST,
+        ),
+        (&sha, "{not json".into(), &h.agent, StatusCode::BAD_REQUEST),
+        (
+            &sha,
+            r#"{"hello": 1}"#.into(),
+            &h.agent,
+            StatusCode::BAD_REQUEST,
+        ),
+        (&sha, String::new(), &h.agent, StatusCode::BAD_REQUEST),
+        ("zz", report.to_string(), &h.agent, StatusCode::BAD_REQUEST),
+        (&sha, report.to_string(), &h.viewer, StatusCode::FORBIDDEN),
+    ];
+    for (target, body, key, want) in cases {
+        let r = h
+            .call(
+                "POST",
+                &format!("/api/v1/files/{target}/sandbox"),
+                Some(key),
+                body.clone(),
+            )
+            .await;
+        assert_eq!(r.status, want, "{target} {body:.40}: {}", r.text);
+        if want == StatusCode::BAD_REQUEST {
+            assert!(r.body["error"]["message"].as_str().is_some(), "{}", r.text);
+        }
+    }
 }

@@ -51,7 +51,7 @@ pub async fn serve(config: Config) -> Result<()> {
 
     let registry = Arc::new(AnalyzerRegistry::new());
     registry.register(Arc::new(vigil_script::ScriptAnalyzer(scripts.clone())));
-    let (pipeline, tasks) = Pipeline::start(store.clone(), registry, &config.pipeline);
+    let (pipeline, tasks) = Pipeline::start(store.clone(), registry.clone(), &config.pipeline);
     let retention = spawn_retention(store.clone(), config.retention.clone());
 
     let engine = {
@@ -75,6 +75,14 @@ pub async fn serve(config: Config) -> Result<()> {
         Arc::new(vt),
         store.clone(),
     ));
+    let known = files
+        .load_known()
+        .await
+        .context("cannot load the known file verdicts")?;
+    tracing::info!(known, "file verdicts loaded for the pipeline");
+    registry.register(Arc::new(vigil_server::files::FileHashAnalyzer(
+        files.known().clone(),
+    )));
     let auth = Arc::new(auth);
 
     let state = AppState {

@@ -150,15 +150,57 @@ pub async fn list_labels(State(state): State<AppState>) -> Result<Json<Value>, A
     Ok(Json(json!({ "labels": labels })))
 }
 
-/// `GET /api/v1/files/dataset.csv`: the labelled files in ClaMP's raw-feature CSV format.
+/// Query of `GET /api/v1/files/dataset.csv`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetParams {
+    /// `clamp` (default: features and class) or `seed` (`path, sha256, label`).
+    format: Option<String>,
+}
+
+/// `GET /api/v1/files/dataset.csv`: the labelled files in ClaMP's raw-feature CSV format,
+/// or seed 001's `path, sha256, label` with `?format=seed`.
 pub async fn dataset_csv(
     State(state): State<AppState>,
+    params: Result<Query<DatasetParams>, QueryRejection>,
 ) -> Result<axum::response::Response, AppError> {
     use axum::response::IntoResponse;
-    let csv = service(&state)?.dataset_csv().await?;
+    let Query(params) = params?;
+    let files = service(&state)?;
+    let csv = match params.format.as_deref() {
+        None | Some("clamp") => files.dataset_csv().await?,
+        Some("seed") => files.dataset_seed_csv().await?,
+        Some(other) => {
+            return Err(AppError::field(
+                "format",
+                format!("`format` is `clamp` or `seed`, not `{other}`"),
+            ));
+        }
+    };
     Ok((
         [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
         csv,
     )
         .into_response())
+}
+
+/// `POST /api/v1/files/{sha256}/sandbox`: a CAPE or Cuckoo `report.json` for a file;
+/// dynamic analyses use it from then on.
+pub async fn add_sandbox_report(
+    State(state): State<AppState>,
+    Path(sha256): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, AppError> {
+    let files = service(&state)?;
+    let body =
+        body.map_err(|e| crate::error::bytes_rejection(e, crate::files::MAX_SANDBOX_BYTES))?;
+    let sha = crate::files::parse_sha256(sha256.as_bytes())
+        .map_err(|e| AppError::field("sha256", e.to_string()))?;
+    if body.is_empty() {
+        return Err(AppError::bad(
+            "bad_request",
+            "send the sandbox's report.json as the request body",
+        ));
+    }
+    Ok(Json(files.add_sandbox_report(&sha, &body).await?))
 }

@@ -42,6 +42,8 @@ pub struct Harness {
     pub admin: String,
     pub agent: String,
     pub viewer: String,
+    /// The pipeline's analyzers (tests add their own).
+    pub registry: Arc<AnalyzerRegistry>,
 }
 
 pub async fn harness_with(
@@ -85,7 +87,7 @@ pub async fn harness_full(
     let registry = Arc::new(AnalyzerRegistry::new());
     registry.register(Arc::new(AlertAnalyzer));
     registry.register(Arc::new(vigil_script::ScriptAnalyzer(scripts.clone())));
-    let (pipe, _tasks) = Pipeline::start(store.clone(), registry, &pipeline);
+    let (pipe, _tasks) = Pipeline::start(store.clone(), registry.clone(), &pipeline);
     vigil_server::spawn_disable_persistence(store.clone(), &scripts);
     let mut keys = Vec::new();
     for role in [Role::Admin, Role::Agent, Role::Viewer] {
@@ -109,6 +111,7 @@ pub async fn harness_full(
         admin: keys[0].clone(),
         agent: keys[1].clone(),
         viewer: keys[2].clone(),
+        registry,
     }
 }
 

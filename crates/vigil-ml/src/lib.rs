@@ -5,6 +5,8 @@
 //! * [`forest`]: a random forest classifier for binary labels (CART trees, Gini impurity),
 //!   trained in parallel and deterministic for a given seed, with a validated JSON model
 //!   format.
+//! * [`isolation`]: the Isolation Forest (Liu et al. 2008) for unsupervised anomaly
+//!   scores, with per-feature contributions.
 //! * [`metrics`]: ROC AUC, accuracy, detection rate at a false-positive budget, precision,
 //!   recall, F1, gathered in a [`BinaryReport`](metrics::BinaryReport).
 //! * [`cv`]: stratified k-fold splits and cross-validation of a forest.
@@ -36,6 +38,7 @@ pub mod cv;
 pub mod dataset;
 mod error;
 pub mod forest;
+pub mod isolation;
 mod labels;
 mod matrix;
 pub mod metrics;
@@ -44,4 +47,5 @@ mod rng;
 
 pub use error::MlError;
 pub use forest::{ForestParams, MaxFeatures, RandomForest};
+pub use isolation::{IsolationForest, IsolationParams};
 pub use matrix::Matrix;

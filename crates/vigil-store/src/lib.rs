@@ -126,6 +126,25 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores a model version.
     async fn put_model(&self, model: &ModelRecord) -> Result<(), StoreError>;
+    /// One model version, with its data.
+    async fn get_model(&self, name: &str, version: i64) -> Result<Option<ModelRecord>, StoreError>;
+
+    /// Appends scored connections to the network time series.
+    async fn insert_connections(&self, rows: &[ConnectionRow]) -> Result<(), StoreError>;
+    /// Connections matching the query, newest first.
+    async fn query_connections(
+        &self,
+        query: &ConnectionQuery,
+    ) -> Result<Page<ConnectionRow>, StoreError>;
+    /// The time series in buckets of `bucket_secs`, oldest first, over the query's host,
+    /// process and time range (its page fields are ignored); at most 10,000 buckets.
+    async fn connection_series(
+        &self,
+        query: &ConnectionQuery,
+        bucket_secs: u64,
+    ) -> Result<Vec<SeriesPoint>, StoreError>;
+    /// Deletes connections before `cutoff`; returns how many.
+    async fn delete_connections_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
     /// The newest version of a model.
     async fn latest_model(&self, name: &str) -> Result<Option<ModelRecord>, StoreError>;
     /// Every model version without its data, newest first.

@@ -175,3 +175,82 @@ pub struct ModelRecord {
     /// Creation time (RFC 3339 UTC).
     pub created_at: String,
 }
+
+/// One scored network connection, as kept in the network time series. With IP hashing
+/// on, `remote` is a keyed pseudonym (see `docs/network.md`), never the address.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionRow {
+    /// When it was seen (RFC 3339 UTC).
+    pub timestamp: String,
+    /// `host.name`.
+    pub host: String,
+    /// Process name.
+    pub process: String,
+    /// Process id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// Remote address or its pseudonym.
+    pub remote: String,
+    /// Remote port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_port: Option<u16>,
+    /// Local port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_port: Option<u16>,
+    /// `tcp`, `udp`, …
+    pub protocol: String,
+    /// `outbound`, `inbound` or `unknown`.
+    pub direction: String,
+    /// Socket state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Bytes sent.
+    pub bytes_sent: u64,
+    /// Bytes received.
+    pub bytes_received: u64,
+    /// Duration in seconds.
+    pub duration_secs: f64,
+    /// Calibrated anomaly score in [0, 1].
+    pub score: f64,
+    /// Flagged as an anomaly.
+    pub anomaly: bool,
+    /// The model version that scored it (empty: none yet).
+    pub model: String,
+    /// The strongest reasons, one line each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+}
+
+/// Filters for connections.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConnectionQuery {
+    /// Only this `host.name`.
+    pub host: Option<String>,
+    /// Only this process name.
+    pub process: Option<String>,
+    /// Only anomalies.
+    pub anomalies_only: bool,
+    /// At or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Before.
+    pub until: Option<DateTime<Utc>>,
+    /// Page size (capped at [`MAX_PAGE`]).
+    pub limit: usize,
+    /// Cursor from the previous page.
+    pub cursor: Option<String>,
+}
+
+/// One bucket of the network time series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesPoint {
+    /// Start of the bucket (RFC 3339 UTC).
+    pub start: String,
+    /// Connections scored.
+    pub connections: u64,
+    /// Anomalies among them.
+    pub anomalies: u64,
+    /// Mean anomaly score.
+    pub mean_score: f64,
+    /// Highest anomaly score.
+    pub max_score: f64,
+}

@@ -5,8 +5,9 @@
 //! commits). Blocking SQLite calls run on tokio's blocking pool.
 
 use crate::{
-    Agent, AgentRegistration, ApiKey, DEFAULT_PAGE, EventQuery, FindingQuery, IncidentQuery,
-    MAX_PAGE, ModelRecord, Page, ScriptRecord, Store, StoreError,
+    Agent, AgentRegistration, ApiKey, ConnectionQuery, ConnectionRow, DEFAULT_PAGE, EventQuery,
+    FindingQuery, IncidentQuery, MAX_PAGE, ModelRecord, Page, ScriptRecord, SeriesPoint, Store,
+    StoreError,
 };
 use async_trait::async_trait;
 use base64::Engine;
@@ -171,6 +172,21 @@ CREATE INDEX events_parent_sha256 ON events(json_extract(doc, '$.process.parent.
     WHERE json_extract(doc, '$.process.parent.hash.sha256') IS NOT NULL;
 CREATE INDEX events_file_sha256 ON events(json_extract(doc, '$.file.hash.sha256'))
     WHERE json_extract(doc, '$.file.hash.sha256') IS NOT NULL;
+"#,
+    // The network detector's time series: every scored connection.
+    r#"
+CREATE TABLE connections (
+    seq     INTEGER PRIMARY KEY,
+    ts      INTEGER NOT NULL,
+    host    TEXT NOT NULL,
+    process TEXT NOT NULL,
+    score   REAL NOT NULL,
+    anomaly INTEGER NOT NULL,
+    doc     TEXT NOT NULL
+);
+CREATE INDEX connections_ts ON connections(ts);
+CREATE INDEX connections_host_ts ON connections(host, ts);
+CREATE INDEX connections_anomaly_ts ON connections(ts) WHERE anomaly = 1;
 "#,
 ];
 
@@ -1026,6 +1042,152 @@ impl Store for SqliteStore {
             Ok(())
         })
         .await
+    }
+
+    async fn get_model(&self, name: &str, version: i64) -> Result<Option<ModelRecord>, StoreError> {
+        let name = name.to_string();
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT name, version, metrics, data, created_at FROM models
+                 WHERE name = ?1 AND version = ?2",
+            )?
+            .query_row(params![name, version], model_row)
+            .optional()?
+            .transpose()
+        })
+        .await
+    }
+
+    async fn insert_connections(&self, rows: &[ConnectionRow]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let rows = rows
+            .iter()
+            .map(|r| {
+                Ok((
+                    parse_ts_micros(&r.timestamp),
+                    r.host.clone(),
+                    r.process.clone(),
+                    r.score,
+                    r.anomaly,
+                    encode_json("connection", r)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            {
+                let mut ins = tx.prepare_cached(
+                    "INSERT INTO connections(ts, host, process, score, anomaly, doc)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?;
+                for (ts, host, process, score, anomaly, doc) in &rows {
+                    ins.execute(params![ts, host, process, score, anomaly, doc])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn query_connections(
+        &self,
+        q: &ConnectionQuery,
+    ) -> Result<Page<ConnectionRow>, StoreError> {
+        let q = q.clone();
+        let limit = page_limit(q.limit);
+        self.read(move |conn| {
+            let mut p = Paged {
+                sql: "SELECT ts, seq, doc FROM connections WHERE 1 = 1".into(),
+                args: vec![],
+                ts_col: "ts",
+                key_col: "seq",
+                key_is_int: true,
+            };
+            if let Some(h) = &q.host {
+                p.filter("host = ?", SqlValue::Text(h.clone()));
+            }
+            if let Some(pr) = &q.process {
+                p.filter("process = ?", SqlValue::Text(pr.clone()));
+            }
+            if q.anomalies_only {
+                p.filter("anomaly = ?", SqlValue::Integer(1));
+            }
+            let (sql, args) = p.finish(q.since, q.until, q.cursor.as_deref(), limit)?;
+            run_paged(conn, &sql, args, limit, |d| decode_json("connection", d))
+        })
+        .await
+    }
+
+    async fn connection_series(
+        &self,
+        q: &ConnectionQuery,
+        bucket_secs: u64,
+    ) -> Result<Vec<SeriesPoint>, StoreError> {
+        let q = q.clone();
+        let bucket = (bucket_secs.max(1) as i64).saturating_mul(1_000_000);
+        self.read(move |conn| {
+            let mut sql = String::from(
+                "SELECT (ts / ?1) * ?1 AS b, count(*), sum(anomaly), avg(score), max(score)
+                 FROM connections WHERE 1 = 1",
+            );
+            let mut args = vec![SqlValue::Integer(bucket)];
+            let mut filter = |clause: &str, v: SqlValue| {
+                sql.push_str(" AND ");
+                sql.push_str(clause);
+                args.push(v);
+            };
+            if let Some(h) = &q.host {
+                filter("host = ?", SqlValue::Text(h.clone()));
+            }
+            if let Some(pr) = &q.process {
+                filter("process = ?", SqlValue::Text(pr.clone()));
+            }
+            if q.anomalies_only {
+                filter("anomaly = ?", SqlValue::Integer(1));
+            }
+            if let Some(s) = q.since {
+                filter("ts >= ?", SqlValue::Integer(micros(s)));
+            }
+            if let Some(u) = q.until {
+                filter("ts < ?", SqlValue::Integer(micros(u)));
+            }
+            sql.push_str(" GROUP BY b ORDER BY b LIMIT 10000");
+            let mut stmt = conn.prepare(&sql)?;
+            let rows = stmt.query_map(params_from_iter(args), |r| {
+                Ok(SeriesPoint {
+                    start: from_micros(r.get(0)?),
+                    connections: r.get::<_, i64>(1)? as u64,
+                    anomalies: r.get::<_, i64>(2)? as u64,
+                    mean_score: r.get(3)?,
+                    max_score: r.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn delete_connections_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        let cutoff = micros(cutoff);
+        let mut total = 0u64;
+        loop {
+            let n = self
+                .write(move |conn| {
+                    Ok(conn.execute(
+                        "DELETE FROM connections WHERE seq IN
+                           (SELECT seq FROM connections WHERE ts < ?1 ORDER BY ts LIMIT ?2)",
+                        params![cutoff, DELETE_CHUNK],
+                    )? as u64)
+                })
+                .await?;
+            total += n;
+            if n < DELETE_CHUNK as u64 {
+                return Ok(total);
+            }
+        }
     }
 
     async fn latest_model(&self, name: &str) -> Result<Option<ModelRecord>, StoreError> {

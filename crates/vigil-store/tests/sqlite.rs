@@ -385,3 +385,83 @@ async fn refuses_a_database_from_a_newer_vigil() {
         "{err}"
     );
 }
+
+fn connection(ts: &str, host: &str, process: &str, score: f64) -> ConnectionRow {
+    ConnectionRow {
+        timestamp: ts.into(),
+        host: host.into(),
+        process: process.into(),
+        pid: Some(7),
+        remote: "203.0.113.5".into(),
+        remote_port: Some(443),
+        local_port: None,
+        protocol: "tcp".into(),
+        direction: "outbound".into(),
+        state: None,
+        bytes_sent: 10,
+        bytes_received: 20,
+        duration_secs: 0.5,
+        score,
+        anomaly: score >= 0.98,
+        model: "net-1".into(),
+        reasons: vec![],
+    }
+}
+
+#[tokio::test]
+async fn connections_time_series_pages_buckets_and_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let mut rows = Vec::new();
+    for i in 0..30 {
+        let ts = format!("2026-11-30T10:{:02}:{:02}Z", i / 10, (i % 10) * 5);
+        let score = if i % 10 == 9 { 0.99 } else { 0.1 };
+        rows.push(connection(&ts, if i < 20 { "a" } else { "b" }, "chrome", score));
+    }
+    store.insert_connections(&rows).await.unwrap();
+    // Pages walk everything once, newest first.
+    let mut seen = Vec::new();
+    let mut q = ConnectionQuery {
+        limit: 7,
+        ..Default::default()
+    };
+    loop {
+        let page = store.query_connections(&q).await.unwrap();
+        seen.extend(page.items);
+        match page.next {
+            Some(c) => q.cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 30);
+    assert!(seen.windows(2).all(|w| w[0].timestamp >= w[1].timestamp));
+    assert_eq!(seen.last().unwrap(), &rows[0]);
+    // Filters.
+    let only = store
+        .query_connections(&ConnectionQuery {
+            host: Some("a".into()),
+            anomalies_only: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(only.items.len(), 2);
+    // Per-minute buckets: 3 minutes, 10 connections and 1 anomaly each.
+    let series = store
+        .connection_series(&ConnectionQuery::default(), 60)
+        .await
+        .unwrap();
+    assert_eq!(series.len(), 3);
+    assert_eq!(series[0].start, "2026-11-30T10:00:00.000000Z");
+    assert!(series.iter().all(|p| p.connections == 10 && p.anomalies == 1));
+    assert!((series[0].max_score - 0.99).abs() < 1e-9);
+    assert!((series[0].mean_score - (9.0 * 0.1 + 0.99) / 10.0).abs() < 1e-9);
+    // Retention.
+    let cutoff = "2026-11-30T10:01:00Z".parse().unwrap();
+    assert_eq!(store.delete_connections_before(cutoff).await.unwrap(), 10);
+    let left = store
+        .connection_series(&ConnectionQuery::default(), 3600)
+        .await
+        .unwrap();
+    assert_eq!(left[0].connections, 20);
+}

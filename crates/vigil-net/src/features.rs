@@ -98,6 +98,26 @@ struct ProcessStats {
     /// (time in ms, remote, failed)
     #[serde(skip)]
     window: VecDeque<(i64, IpAddr, bool)>,
+    /// Connections per remote in the window, and failed ones: kept with the window so that
+    /// a busy process costs O(1) per connection.
+    #[serde(skip)]
+    window_remotes: HashMap<IpAddr, u32>,
+    #[serde(skip)]
+    window_failed: usize,
+}
+
+impl ProcessStats {
+    fn pop_window(&mut self) {
+        if let Some((_, ip, failed)) = self.window.pop_front() {
+            if let Some(c) = self.window_remotes.get_mut(&ip) {
+                *c -= 1;
+                if *c == 0 {
+                    self.window_remotes.remove(&ip);
+                }
+            }
+            self.window_failed -= usize::from(failed);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -221,32 +241,34 @@ impl Baselines {
         let p = host.processes.entry(process.to_string()).or_default();
         p.connections += 1;
         let seen_remote = p.remotes.get(&r.remote_ip).copied().unwrap_or(0);
-        f[idx::REMOTE_NEW] = 1.0 / (1.0 + seen_remote as f32);
+        // Saturating: after ten sightings an address is simply known, so the feature does
+        // not drift as history grows.
+        f[idx::REMOTE_NEW] = 1.0 / (1.0 + seen_remote.min(10) as f32);
         if seen_remote > 0 || p.remotes.len() < limits.max_remotes {
             *p.remotes.entry(r.remote_ip).or_default() += 1;
         }
         let port = r.remote_port.unwrap_or(0);
         let seen_port = p.ports.get(&port).copied().unwrap_or(0);
-        f[idx::PORT_NEW] = 1.0 / (1.0 + seen_port as f32);
+        f[idx::PORT_NEW] = 1.0 / (1.0 + seen_port.min(10) as f32);
         if seen_port > 0 || p.ports.len() < limits.max_remotes {
             *p.ports.entry(port).or_default() += 1;
         }
         // The window: drop what is older than the window (and what exceeds its bound).
         let horizon = now_ms - (limits.window_secs as i64) * 1000;
         while p.window.front().is_some_and(|(t, _, _)| *t < horizon) {
-            p.window.pop_front();
+            p.pop_window();
         }
         if p.window.len() >= limits.max_window {
-            p.window.pop_front();
+            p.pop_window();
         }
-        p.window.push_back((now_ms, r.remote_ip, failed(r)));
+        let failed = failed(r);
+        p.window.push_back((now_ms, r.remote_ip, failed));
+        *p.window_remotes.entry(r.remote_ip).or_default() += 1;
+        p.window_failed += usize::from(failed);
         let n = p.window.len();
-        let mut distinct: Vec<IpAddr> = p.window.iter().map(|(_, ip, _)| *ip).collect();
-        distinct.sort_unstable();
-        distinct.dedup();
         f[idx::RATE] = ln1p(n as f64);
-        f[idx::DISTINCT_REMOTES] = ln1p(distinct.len() as f64);
-        f[idx::FAILED_SHARE] = p.window.iter().filter(|(_, _, x)| *x).count() as f32 / n as f32;
+        f[idx::DISTINCT_REMOTES] = ln1p(p.window_remotes.len() as f64);
+        f[idx::FAILED_SHARE] = p.window_failed as f32 / n as f32;
         f
     }
 
@@ -331,7 +353,7 @@ mod tests {
         }
         let usual = b.observe(&rec(400, "chrome", "203.0.113.1", 443));
         assert_eq!(usual[idx::PROCESS_NEW], 0.0);
-        assert!(usual[idx::REMOTE_NEW] < 0.05);
+        assert!(usual[idx::REMOTE_NEW] < 0.1);
         assert!(usual[idx::PROCESS_RARITY] < 0.1);
         let odd = b.observe(&rec(401, "rundll32", "198.51.100.9", 4444));
         assert_eq!(odd[idx::PROCESS_NEW], 1.0);
@@ -404,6 +426,10 @@ mod tests {
         assert!(h.pairs.len() <= 4);
         for p in h.processes.values() {
             assert!(p.remotes.len() <= 3 && p.ports.len() <= 3 && p.window.len() <= 5);
+            assert_eq!(
+                p.window_remotes.values().sum::<u32>() as usize,
+                p.window.len()
+            );
         }
     }
 }

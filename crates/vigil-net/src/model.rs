@@ -94,8 +94,8 @@ pub struct ModelParams {
     /// Target false-positive rate: the threshold is the `1 - fpr` quantile of the
     /// held-out normal scores.
     pub target_fpr: f64,
-    /// Let values beyond the normal range score past its ends, up to one range further
-    /// (off: they saturate at 0 or 1, as scikit-learn's `QuantileTransformer` does).
+    /// Let values above the normal range score past its end, up to one range further
+    /// (off: they saturate at 1, as scikit-learn's `QuantileTransformer` does).
     pub beyond_range: bool,
     /// Random seed (subsets, the forest).
     pub seed: u64,
@@ -177,9 +177,10 @@ impl QuantileTable {
     }
 
     /// `x`'s quantile in [0, 1]; ties take the middle of their run. With `beyond`,
-    /// values outside the normal range continue past 0 or 1 by how far out they are,
-    /// relative to the range (at most 1 more), so that 50 MB is not "as much as the
-    /// largest normal transfer".
+    /// values above the normal range continue past 1 by how far out they are, relative to
+    /// the range (at most 1 more), so that 50 MB is not "as much as the largest normal
+    /// transfer". Values below it stay at 0: "less than ever" is rarely the signal, and
+    /// counts that only grow would drift below it.
     fn transform(&self, x: f64, beyond: bool) -> f64 {
         let q = &self.q;
         if x.is_nan() {
@@ -187,11 +188,7 @@ impl QuantileTable {
         }
         let (lo, hi) = (q[0], q[q.len() - 1]);
         if x - 1e-7 < lo {
-            return if beyond && x < lo {
-                -((lo - x) / (hi - lo).max(1e-9)).min(1.0)
-            } else {
-                0.0
-            };
+            return 0.0;
         }
         if x + 1e-7 > hi {
             return if beyond && x > hi {
@@ -517,7 +514,10 @@ impl Knn {
     }
 
     fn n_refs(&self) -> usize {
-        self.cat.len() / self.n_cat.max(1)
+        self.cat
+            .len()
+            .checked_div(self.n_cat)
+            .unwrap_or_else(|| self.u.len() / padded(self.dims).max(1))
     }
 
     fn cat_term(&self, query: &[u32], r: usize) -> f32 {
@@ -1191,7 +1191,7 @@ mod tests {
         assert_eq!(t.transform(9.0, false), 1.0);
         assert_eq!(t.transform(3.0, true), 1.5);
         assert_eq!(t.transform(9.0, true), 2.0);
-        assert_eq!(t.transform(-1.0, true), -0.5);
+        assert_eq!(t.transform(-1.0, true), 0.0);
         assert_eq!(t.transform(0.0, true), 0.0);
         let mid = t.transform(1.0, false);
         assert!((mid - 0.75).abs() < 0.01, "{mid}");

@@ -100,7 +100,26 @@ pub struct Pipeline {
     queued: Arc<AtomicUsize>,
     capacity: usize,
     findings: broadcast::Sender<Arc<Finding>>,
+    finding_tx: flume::Sender<Vec<Finding>>,
     registry: Arc<AnalyzerRegistry>,
+}
+
+/// Sends findings to the pipeline's findings writer (see [`Pipeline::findings_sink`]).
+#[derive(Clone)]
+pub struct FindingsSink(flume::Sender<Vec<Finding>>);
+
+impl FindingsSink {
+    /// Queues findings for storage and the stream. Waits while the findings queue is full
+    /// (backpressure); fails only when the pipeline is shutting down.
+    pub async fn submit(&self, findings: Vec<Finding>) -> Result<(), IngestError> {
+        if findings.is_empty() {
+            return Ok(());
+        }
+        self.0
+            .send_async(findings)
+            .await
+            .map_err(|_| IngestError::ShuttingDown)
+    }
 }
 
 /// Owns the pipeline's tasks; [`PipelineTasks::shutdown`] drains them.
@@ -144,7 +163,6 @@ impl Pipeline {
                     .expect("spawning an analyzer thread")
             })
             .collect();
-        drop(finding_tx);
         let findings_writer =
             tokio::spawn(run_findings_writer(store, finding_rx, findings.clone()));
 
@@ -154,6 +172,7 @@ impl Pipeline {
                 queued,
                 capacity,
                 findings,
+                finding_tx,
                 registry,
             },
             PipelineTasks {
@@ -209,6 +228,13 @@ impl Pipeline {
     /// `stream_buffer` findings behind gets `RecvError::Lagged`.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Finding>> {
         self.findings.subscribe()
+    }
+
+    /// A handle that hands findings made outside the analyzers (say, by a synchronous
+    /// scoring API) to the findings writer, which stores and streams them like any other.
+    /// It does not keep the ingest side open, so holders do not delay shutdown.
+    pub fn findings_sink(&self) -> FindingsSink {
+        FindingsSink(self.finding_tx.clone())
     }
 
     /// The analyzers.

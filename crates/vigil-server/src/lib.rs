@@ -9,6 +9,7 @@ pub mod auth;
 mod error;
 pub mod files;
 pub mod jobs;
+pub mod network;
 pub mod protocol;
 mod routes;
 pub mod stream;
@@ -78,6 +79,8 @@ pub struct AppState {
     pub jobs: Arc<jobs::Jobs>,
     /// File analysis; `None` answers its routes with `503`.
     pub files: Option<Arc<files::FileService>>,
+    /// The network detector; `None` answers its routes with `503`.
+    pub network: Option<Arc<network::NetService>>,
 }
 
 /// The whole HTTP application.
@@ -116,6 +119,17 @@ pub fn app(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(files::MAX_SANDBOX_BYTES)),
         )
         .route(
+            "/api/v1/network/analyze",
+            post(routes::network::analyze)
+                .layer(DefaultBodyLimit::max(routes::network::RECORD_BODY_LIMIT)),
+        )
+        .route(
+            "/api/v1/network/analyze/batch",
+            post(routes::network::analyze_batch)
+                .layer(DefaultBodyLimit::max(routes::network::BATCH_BODY_LIMIT)),
+        )
+        .route("/api/v1/network/stream", get(routes::network::stream))
+        .route(
             "/api/v1/analyze",
             post(routes::scripts::analyze).layer(DefaultBodyLimit::max(cfg.max_event_bytes)),
         )
@@ -140,6 +154,13 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/lists", get(routes::scripts::get_lists))
         .route("/api/v1/files/{sha256}", get(routes::files::get_file))
         .route("/api/v1/files/labels", get(routes::files::list_labels))
+        .route(
+            "/api/v1/network/connections",
+            get(routes::network::connections),
+        )
+        .route("/api/v1/network/series", get(routes::network::series))
+        .route("/api/v1/network/status", get(routes::network::status))
+        .route("/api/v1/network/models", get(routes::network::models))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_viewer,
@@ -157,6 +178,11 @@ pub fn app(state: AppState) -> Router {
             post(routes::files::label_file),
         )
         .route("/api/v1/files/dataset.csv", get(routes::files::dataset_csv))
+        .route(
+            "/api/v1/network/models/{version}/activate",
+            post(routes::network::activate),
+        )
+        .route("/api/v1/network/train", post(routes::network::train))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_admin,
@@ -244,6 +270,15 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/files/{sha256}/sandbox"),
     ("get", "/api/v1/files/labels"),
     ("get", "/api/v1/files/dataset.csv"),
+    ("post", "/api/v1/network/analyze"),
+    ("post", "/api/v1/network/analyze/batch"),
+    ("get", "/api/v1/network/stream"),
+    ("get", "/api/v1/network/connections"),
+    ("get", "/api/v1/network/series"),
+    ("get", "/api/v1/network/status"),
+    ("get", "/api/v1/network/models"),
+    ("post", "/api/v1/network/models/{version}/activate"),
+    ("post", "/api/v1/network/train"),
     ("get", "/api/v1/health"),
     ("get", "/metrics"),
 ];

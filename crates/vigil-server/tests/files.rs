@@ -619,22 +619,9 @@ async fn pipeline_flags_events_naming_a_malicious_hash() {
         .call("POST", "/api/v1/events/bulk", Some(&h.agent), events)
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let mut found = Vec::new();
-    for _ in 0..100 {
-        let r = h
-            .call(
-                "GET",
-                "/api/v1/findings?analyzer=file",
-                Some(&h.viewer),
-                Vec::new(),
-            )
-            .await;
-        found = r.body["findings"].as_array().cloned().unwrap_or_default();
-        if !found.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let found = h
+        .poll_list("/api/v1/findings?analyzer=file", "findings")
+        .await;
     assert_eq!(found.len(), 1, "{found:?}");
     let f = &found[0];
     assert_eq!(f["host.name"], "ws-7");

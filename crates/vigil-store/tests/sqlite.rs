@@ -416,7 +416,12 @@ async fn connections_time_series_pages_buckets_and_retention() {
     for i in 0..30 {
         let ts = format!("2026-11-30T10:{:02}:{:02}Z", i / 10, (i % 10) * 5);
         let score = if i % 10 == 9 { 0.99 } else { 0.1 };
-        rows.push(connection(&ts, if i < 20 { "a" } else { "b" }, "chrome", score));
+        rows.push(connection(
+            &ts,
+            if i < 20 { "a" } else { "b" },
+            "chrome",
+            score,
+        ));
     }
     store.insert_connections(&rows).await.unwrap();
     // Pages walk everything once, newest first.
@@ -453,7 +458,11 @@ async fn connections_time_series_pages_buckets_and_retention() {
         .unwrap();
     assert_eq!(series.len(), 3);
     assert_eq!(series[0].start, "2026-11-30T10:00:00.000000Z");
-    assert!(series.iter().all(|p| p.connections == 10 && p.anomalies == 1));
+    assert!(
+        series
+            .iter()
+            .all(|p| p.connections == 10 && p.anomalies == 1)
+    );
     assert!((series[0].max_score - 0.99).abs() < 1e-9);
     assert!((series[0].mean_score - (9.0 * 0.1 + 0.99) / 10.0).abs() < 1e-9);
     // Retention.

@@ -37,6 +37,8 @@ pub struct Config {
     pub virustotal: vigil_file::vt::VtConfig,
     /// The binary file-analysis protocol (seed 001) over TCP.
     pub protocol: vigil_server::protocol::ProtocolConfig,
+    /// The network connection detector (seed 002).
+    pub network: vigil_net::NetConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -54,6 +56,7 @@ impl Default for Config {
             file: vigil_file::FileConfig::default(),
             virustotal: vigil_file::vt::VtConfig::default(),
             protocol: vigil_server::protocol::ProtocolConfig::default(),
+            network: vigil_net::NetConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -120,6 +123,7 @@ const SECTIONS: &[&str] = &[
     "file",
     "virustotal",
     "protocol",
+    "network",
     "log",
 ];
 
@@ -170,6 +174,9 @@ impl Config {
         let mut shown = self.clone();
         if shown.auth.jwt_hs256_secret.is_some() {
             shown.auth.jwt_hs256_secret = Some("<redacted>".into());
+        }
+        if shown.network.hash_key.is_some() {
+            shown.network.hash_key = Some("<redacted>".into());
         }
         if shown.virustotal.api_key.is_some() {
             shown.virustotal.api_key = Some("<redacted>".into());

@@ -2,6 +2,7 @@
 
 mod config;
 mod file;
+mod net;
 mod script;
 mod send;
 mod serve;
@@ -64,6 +65,11 @@ enum Command {
         #[command(subcommand)]
         command: file::FileCommand,
     },
+    /// The network detector: train models, collect this host's connections.
+    Net {
+        #[command(subcommand)]
+        command: net::NetCommand,
+    },
     /// Measure detectors on labelled data.
     Eval {
         #[command(subcommand)]
@@ -105,6 +111,9 @@ enum EventsCommand {
 enum EvalCommand {
     /// The file model on ClaMP raw-feature CSVs: AUC, accuracy, detection at 1% FPR.
     File(file::EvalFileArgs),
+    /// The network detector on NSL-KDD files: AUC, detection rate, FPR, precision, F1,
+    /// fit seconds, rows/s.
+    Net(net::EvalNetArgs),
 }
 
 #[derive(Subcommand)]
@@ -117,7 +126,7 @@ enum ConfigCommand {
     },
 }
 
-fn load_config(file: Option<&PathBuf>, data_dir: Option<PathBuf>) -> Result<Config> {
+pub(crate) fn load_config(file: Option<&PathBuf>, data_dir: Option<PathBuf>) -> Result<Config> {
     let mut config = Config::load(file.map(PathBuf::as_path), std::env::vars())?;
     if let Some(dir) = data_dir {
         config.data_dir = dir;
@@ -150,7 +159,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -199,6 +208,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Eval {
             command: EvalCommand::File(args),
         } => file::eval(args),
+        Command::Eval {
+            command: EvalCommand::Net(args),
+        } => net::eval(args),
+        Command::Net {
+            command: net::NetCommand::Train(args),
+        } => net::train(args),
+        Command::Net {
+            command: net::NetCommand::Collect(args),
+        } => net::collect(args),
         Command::Config {
             command: ConfigCommand::Print { config },
         } => {

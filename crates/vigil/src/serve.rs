@@ -85,6 +85,31 @@ pub async fn serve(config: Config) -> Result<()> {
     )));
     let auth = Arc::new(auth);
 
+    let (network, retrainer) = if config.network.enabled {
+        let net = vigil_server::network::NetService::start(
+            config.network.clone(),
+            store.clone(),
+            &pipeline,
+        )
+        .map_err(|e| anyhow::anyhow!("the network detector cannot start: {e} (fix [network])"))?;
+        match net.load_active().await {
+            Ok(Some(v)) => tracing::info!(version = v, "network model loaded"),
+            Ok(None) => tracing::info!(
+                auto_train_after = config.network.auto_train_after,
+                "no network model yet: connections are learned and scored once one is trained"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "the stored network model cannot be loaded; retrain it")
+            }
+        }
+        registry.register(Arc::new(vigil_server::network::NetAnalyzer::new(&net)));
+        let retrainer =
+            vigil_server::network::spawn_retrainer(net.clone(), Duration::from_secs(60));
+        (Some(net), Some(retrainer))
+    } else {
+        (None, None)
+    };
+
     let state = AppState {
         store: store.clone(),
         pipeline: pipeline.clone(),
@@ -94,6 +119,7 @@ pub async fn serve(config: Config) -> Result<()> {
         scripts,
         jobs: Default::default(),
         files: Some(files.clone()),
+        network: network.clone(),
     };
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
@@ -154,6 +180,13 @@ pub async fn serve(config: Config) -> Result<()> {
     }
     retention.abort();
     persist.abort();
+    if let Some(r) = retrainer {
+        r.abort();
+        let _ = r.await;
+    }
+    // The network service's writer holds a findings sink: it must end for the pipeline to
+    // drain.
+    drop(network);
     drop(pipeline);
     tasks.shutdown(grace).await;
     tracing::info!("stopped");

@@ -104,6 +104,7 @@ pub async fn harness_full(
         scripts,
         jobs: Default::default(),
         files: None,
+        network: None,
     };
     Harness {
         _dir: dir,
@@ -180,4 +181,21 @@ pub fn error_code(r: &Reply) -> String {
         .as_str()
         .unwrap_or_else(|| panic!("no error code in {}", r.text))
         .to_string()
+}
+
+impl Harness {
+    /// Polls `GET {path}` (as a viewer) for up to 5 s until the array at `key` is not
+    /// empty; returns it (empty if it never filled).
+    pub async fn poll_list(&self, path: &str, key: &str) -> Vec<Value> {
+        let mut found = Vec::new();
+        for _ in 0..100 {
+            let r = self.call("GET", path, Some(&self.viewer), Vec::new()).await;
+            found = r.body[key].as_array().cloned().unwrap_or_default();
+            if !found.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        found
+    }
 }

@@ -288,16 +288,17 @@ impl NetDetector {
                 };
             }
         };
-        if let Some(psi) = self
-            .drift
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .add(scored.anomaly_score, self.config.drift_window)
-            && self.config.drift_psi > 0.0
-            && psi > self.config.drift_psi
         {
-            tracing::warn!(psi, "network score distribution drifted");
-            self.drift.lock().unwrap_or_else(|e| e.into_inner()).drifted = true;
+            // One guard for the whole update: re-locking inside an `if let` on a guard
+            // temporary would deadlock.
+            let mut drift = self.drift.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(psi) = drift.add(scored.anomaly_score, self.config.drift_window)
+                && self.config.drift_psi > 0.0
+                && psi > self.config.drift_psi
+            {
+                drift.drifted = true;
+                tracing::warn!(psi, "network score distribution drifted");
+            }
         }
         NetResult {
             is_anomaly: scored.is_anomaly,
@@ -499,6 +500,50 @@ mod tests {
             "{:?}",
             odd.reasons
         );
+    }
+
+    /// Regression: the drift check re-locked its mutex inside an `if let` holding the
+    /// guard, and the first drift deadlocked every scoring thread.
+    #[test]
+    fn drift_is_flagged_without_deadlock() {
+        let all = ordinary(1200);
+        let model = train(
+            &all,
+            &ModelParams::default(),
+            &BaselineLimits::default(),
+            "t",
+        )
+        .unwrap();
+        let d = Arc::new(
+            NetDetector::new(NetConfig {
+                drift_window: 50,
+                ..NetConfig::default()
+            })
+            .unwrap(),
+        );
+        d.install(model, true).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let worker = d.clone();
+        std::thread::spawn(move || {
+            // Nothing but odd connections: the scores pile up at the top.
+            for i in 0..120 {
+                let r = rec(
+                    900_000 + i,
+                    &format!("odd{i}.exe"),
+                    "198.51.100.9",
+                    4444,
+                    90_000_000,
+                );
+                worker.analyze(&r);
+            }
+            tx.send(()).unwrap();
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(20))
+            .expect("scoring finished (no deadlock)");
+        let (psi, drifted) = d.drift_state();
+        assert!(drifted && psi.unwrap() > 0.25, "{psi:?}");
+        assert!(d.take_drift().1);
+        assert!(!d.drift_state().1, "taken");
     }
 
     #[test]

@@ -296,8 +296,10 @@ impl NetDetector {
                 && self.config.drift_psi > 0.0
                 && psi > self.config.drift_psi
             {
+                if !drift.drifted {
+                    tracing::warn!(psi, "network score distribution drifted");
+                }
                 drift.drifted = true;
-                tracing::warn!(psi, "network score distribution drifted");
             }
         }
         NetResult {

@@ -101,11 +101,20 @@ pub struct Principal {
     pub role: Role,
 }
 
+/// How long a checked API key is trusted without asking the store again. Revocation
+/// through this server clears the cache at once; a key revoked by another process (say,
+/// another node) stops working within this time.
+pub const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+/// Most API keys remembered.
+const KEY_CACHE_MAX: usize = 10_000;
+
 /// Checks credentials.
 pub struct Authenticator {
     enabled: bool,
     store: Arc<dyn Store>,
     jwt: Vec<(DecodingKey, Validation)>,
+    /// Recently checked keys by hash: a hot path (every request) without a store read.
+    keys: std::sync::Mutex<std::collections::HashMap<String, (Principal, std::time::Instant)>>,
 }
 
 #[derive(Deserialize)]
@@ -155,7 +164,13 @@ impl Authenticator {
             enabled: config.enabled,
             store,
             jwt,
+            keys: Default::default(),
         })
+    }
+
+    /// Forgets every cached API key check (after a revocation).
+    pub fn forget_keys(&self) {
+        self.keys.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     /// Whether credentials are required.
@@ -166,15 +181,31 @@ impl Authenticator {
     /// Who presented `token`.
     pub async fn authenticate_token(&self, token: &str) -> Result<Principal, AppError> {
         if token.starts_with(API_KEY_PREFIX) {
+            let hash = hash_api_key(token);
+            if let Some((p, at)) = self
+                .keys
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&hash)
+                && at.elapsed() < KEY_CACHE_TTL
+            {
+                return Ok(p.clone());
+            }
             let key = self
                 .store
-                .find_api_key(&hash_api_key(token))
+                .find_api_key(&hash)
                 .await?
                 .ok_or_else(|| AppError::Unauthorized("unknown or revoked API key".into()))?;
-            return Ok(Principal {
+            let principal = Principal {
                 subject: format!("key:{}", key.id),
                 role: key.role,
-            });
+            };
+            let mut cache = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+            if cache.len() >= KEY_CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(hash, (principal.clone(), std::time::Instant::now()));
+            return Ok(principal);
         }
         if self.jwt.is_empty() {
             return Err(AppError::Unauthorized(format!(

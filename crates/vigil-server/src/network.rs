@@ -18,8 +18,16 @@ use vigil_store::{ConnectionQuery, ConnectionRow, ModelRecord, Store};
 /// The model's name in the store's registry.
 pub const MODEL_NAME: &str = "network";
 const ACTIVE_NS: &str = "model_active";
-/// Rows waiting for the writer before scoring requests are refused with 503.
-const QUEUE: usize = 50_000;
+/// Rows waiting for the writer: single requests are refused with 429 beyond it; batches
+/// wait for room (up to `BATCH_WAIT`).
+const QUEUE: usize = 20_000;
+/// How long a batch waits for room in the writer's queue, per record.
+const BATCH_WAIT: Duration = Duration::from_secs(5);
+/// One finding per (host, process, remote, port) in this window: a storm of the same odd
+/// connection is one finding (every connection stays flagged in the time series).
+const FINDING_DEDUP: Duration = Duration::from_secs(600);
+/// Most (host, process, remote, port) keys remembered for that.
+const FINDING_DEDUP_MAX: usize = 100_000;
 /// Share of the newest records held out to compare a candidate with the active model.
 const HOLDOUT_SHARE: f64 = 0.1;
 /// How far a candidate's flagged share may stray past the active one's and still win.
@@ -55,6 +63,9 @@ pub struct NetService {
     training: AtomicBool,
     seen: AtomicU64,
     dropped: AtomicU64,
+    /// When each (host, process, remote, port) last made a finding.
+    recent: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    suppressed: AtomicU64,
 }
 
 /// What a training run did.
@@ -185,6 +196,8 @@ impl NetService {
             training: AtomicBool::new(false),
             seen: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            recent: Default::default(),
+            suppressed: AtomicU64::new(0),
         }))
     }
 
@@ -231,12 +244,51 @@ impl NetService {
         Ok(Some(record.version))
     }
 
-    /// Scores one record (addresses made private first), queues its row and finding.
+    /// Scores one record (addresses made private first), queues its row and finding;
+    /// refuses at once when the writer is behind.
     pub fn analyze(&self, record: &ConnectionRecord) -> Result<NetResult, NetError> {
+        self.analyze_waiting(record, None)
+    }
+
+    /// As [`analyze`](Self::analyze), waiting up to `wait` for room in the writer's queue.
+    fn analyze_waiting(
+        &self,
+        record: &ConnectionRecord,
+        wait: Option<Duration>,
+    ) -> Result<NetResult, NetError> {
         let r = self.detector.private(record);
         let res = self.detector.analyze(&r);
-        self.enqueue(&r, &res, true)?;
+        self.enqueue(&r, &res, true, wait)?;
         Ok(res)
+    }
+
+    /// Whether an anomaly on this connection should make a finding now (not one for the
+    /// same host, process, remote and port within [`FINDING_DEDUP`]).
+    fn first_in_window(&self, r: &ConnectionRecord) -> bool {
+        let key = format!(
+            "{}\u{1f}{}\u{1f}{}\u{1f}{}",
+            r.host,
+            r.process_name,
+            r.remote_ip,
+            r.remote_port.unwrap_or(0)
+        );
+        let now = std::time::Instant::now();
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if recent
+            .get(&key)
+            .is_some_and(|t| now.duration_since(*t) < FINDING_DEDUP)
+        {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        if recent.len() >= FINDING_DEDUP_MAX {
+            recent.retain(|_, t| now.duration_since(*t) < FINDING_DEDUP);
+            if recent.len() >= FINDING_DEDUP_MAX {
+                recent.clear();
+            }
+        }
+        recent.insert(key, now);
+        true
     }
 
     fn enqueue(
@@ -244,38 +296,43 @@ impl NetService {
         r: &ConnectionRecord,
         res: &NetResult,
         with_finding: bool,
+        wait: Option<Duration>,
     ) -> Result<(), NetError> {
         self.seen.fetch_add(1, Ordering::Relaxed);
         let item = Item {
             row: to_row(r, res),
-            finding: (with_finding && res.is_anomaly).then(|| finding(r, res)),
+            finding: (with_finding && res.is_anomaly && self.first_in_window(r))
+                .then(|| finding(r, res)),
         };
-        self.tx.try_send(item).map_err(|_| {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!("vigil_network_rows_dropped_total").increment(1);
-            NetError::Overloaded(
-                "the network time series writer is behind; retry in a second".into(),
-            )
-        })
+        let sent = match wait {
+            None => self.tx.try_send(item).is_ok(),
+            Some(w) => self.tx.send_timeout(item, w).is_ok(),
+        };
+        if sent {
+            return Ok(());
+        }
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("vigil_network_rows_dropped_total").increment(1);
+        Err(NetError::Overloaded(
+            "the network time series writer is behind; retry in a second".into(),
+        ))
     }
 
     /// Scores a batch off the async threads; per record, a result or the reason it was
     /// refused.
+    /// Batches wait for room in the writer's queue (backpressure) rather than lose rows.
     pub async fn analyze_batch(
         self: &Arc<Self>,
         records: Vec<Result<ConnectionRecord, String>>,
     ) -> Result<Vec<Result<NetResult, String>>, NetError> {
-        if self.tx.capacity().unwrap_or(QUEUE) - self.tx.len() < records.len() {
-            return Err(NetError::Overloaded(
-                "the network time series writer is behind; retry in a second".into(),
-            ));
-        }
         let me = self.clone();
         tokio::task::spawn_blocking(move || {
             records
                 .into_iter()
                 .map(|r| match r {
-                    Ok(r) => me.analyze(&r).map_err(|e| e.to_string()),
+                    Ok(r) => me
+                        .analyze_waiting(&r, Some(BATCH_WAIT))
+                        .map_err(|e| e.to_string()),
                     Err(e) => Err(e),
                 })
                 .collect()
@@ -296,6 +353,7 @@ impl NetService {
             })),
             "connections_scored_since_start": self.seen.load(Ordering::Relaxed),
             "rows_dropped_since_start": self.dropped.load(Ordering::Relaxed),
+            "findings_suppressed_since_start": self.suppressed.load(Ordering::Relaxed),
             "drift": {"last_psi": psi, "drifted": drifted, "limit": self.detector.config().drift_psi},
             "ip_pseudonyms": self.detector.pseudonyms().enabled(),
             "training_now": self.training.load(Ordering::Relaxed),
@@ -637,8 +695,8 @@ impl Analyzer for NetAnalyzer {
         let r = service.detector.private(&record);
         let res = service.detector.analyze(&r);
         // The event itself is stored: a full writer queue only loses its time-series row.
-        let _ = service.enqueue(&r, &res, false);
-        if res.is_anomaly {
+        let _ = service.enqueue(&r, &res, false, None);
+        if res.is_anomaly && service.first_in_window(&r) {
             vec![finding(&r, &res).about(event)]
         } else {
             Vec::new()

@@ -268,6 +268,16 @@ async fn trains_from_history_flags_the_odd_connection_and_rolls_back() {
     assert!(!r.body["result"]["reasons"].as_array().unwrap().is_empty());
     assert_eq!(r.body["result"]["model_version"], v1.as_str());
 
+    // The same odd connection again: flagged, but one finding per 10 minutes.
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/network/analyze",
+            Some(&h.agent),
+            odd.to_string(),
+        )
+        .await;
+    assert_eq!(r.body["result"]["is_anomaly"], true, "{}", r.text);
     // The anomaly became a finding; the time series has it.
     let found = h
         .poll_list("/api/v1/findings?analyzer=network", "findings")
@@ -290,6 +300,12 @@ async fn trains_from_history_flags_the_odd_connection_and_rolls_back() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let rows = r.body["connections"].as_array().unwrap();
+    assert_eq!(
+        rows.iter()
+            .filter(|c| c["process"] == "rundll32.exe")
+            .count(),
+        2
+    );
     assert!(
         rows.iter().any(|c| c["process"] == "rundll32.exe"),
         "{}",

@@ -487,7 +487,7 @@ fn synthetic_kdd(path: &std::path::Path, rows: usize, attack_every: usize, seed:
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         let n = (state >> 33) % 100;
-        let attack = attack_every > 0 && i % attack_every == 0;
+        let attack = attack_every > 0 && i.is_multiple_of(attack_every);
         let (service, flag, src, dst, count, serror, label) = if attack {
             (
                 "private",
@@ -499,7 +499,7 @@ fn synthetic_kdd(path: &std::path::Path, rows: usize, attack_every: usize, seed:
                 "neptune",
             )
         } else {
-            let service = if n % 4 == 0 { "smtp" } else { "http" };
+            let service = if n.is_multiple_of(4) { "smtp" } else { "http" };
             let serror = format!("0.0{}", n % 10);
             (
                 service,

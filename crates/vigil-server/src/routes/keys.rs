@@ -51,6 +51,7 @@ pub async fn revoke_key(
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
     if state.store.revoke_api_key(&id).await? {
+        state.auth.forget_keys();
         tracing::info!(key_id = %id, "API key revoked");
         Ok(StatusCode::NO_CONTENT)
     } else {

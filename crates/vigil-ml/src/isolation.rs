@@ -374,17 +374,47 @@ impl IsolationForest {
         };
         let mut out = vec![0.0; x.n_rows()];
         let chunk = x.n_rows().div_ceil(threads.max(1)).max(1024);
+        let d = self.n_features;
         std::thread::scope(|scope| {
             for (c, slice) in out.chunks_mut(chunk).enumerate() {
-                scope.spawn(move || {
-                    for (k, s) in slice.iter_mut().enumerate() {
-                        let row = x.row(c * chunk + k).expect("row in range");
-                        *s = self.score_unchecked(row);
-                    }
-                });
+                let rows = &x.as_slice()[c * chunk * d..(c * chunk + slice.len()) * d];
+                scope.spawn(move || self.score_dense_unchecked(rows, slice));
             }
         });
         Ok(out)
+    }
+
+    /// Scores the rows of `rows` (row-major, [`n_features`](Self::n_features) each) into
+    /// `out`, on this thread. Tree by tree over blocks of rows, so that each tree stays in
+    /// cache while a block walks it: several times faster than row by row on large forests.
+    pub fn score_dense(&self, rows: &[f32], out: &mut [f64]) -> Result<(), MlError> {
+        if rows.len() != out.len() * self.n_features {
+            return Err(MlError::RowLength {
+                got: rows.len() / out.len().max(1),
+                expected: self.n_features,
+            });
+        }
+        self.score_dense_unchecked(rows, out);
+        Ok(())
+    }
+
+    fn score_dense_unchecked(&self, rows: &[f32], out: &mut [f64]) {
+        const BLOCK: usize = 256;
+        let d = self.n_features;
+        let norm = self.normalizer() * self.trees.len() as f64;
+        for (b, block) in out.chunks_mut(BLOCK).enumerate() {
+            let mut sums = [0.0f32; BLOCK];
+            let base = b * BLOCK;
+            for t in &self.trees {
+                for (k, sum) in sums.iter_mut().take(block.len()).enumerate() {
+                    let r = base + k;
+                    *sum += t.path_length(&rows[r * d..(r + 1) * d]);
+                }
+            }
+            for (o, sum) in block.iter_mut().zip(sums) {
+                *o = (-f64::from(sum) / norm).exp2();
+            }
+        }
     }
 
     /// How much each feature did to isolate `row`: over all trees, each split on its path
@@ -509,10 +539,10 @@ mod tests {
         assert_eq!(a.trees, b.trees);
         let other = IsolationForest::fit(&x, &IsolationParams { seed: 10, ..one }).unwrap();
         assert_ne!(a.trees, other.trees);
-        // Batch and single scores agree.
+        // Batch and single scores agree (sums in f32 per block: to rounding).
         let all = a.score_all(&x, 2).unwrap();
         for (i, s) in all.iter().enumerate().step_by(37) {
-            assert_eq!(*s, a.score(x.row(i).unwrap()).unwrap());
+            assert!((*s - a.score(x.row(i).unwrap()).unwrap()).abs() < 1e-6);
         }
     }
 

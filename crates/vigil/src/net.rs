@@ -47,6 +47,18 @@ pub struct EvalNetArgs {
     /// Random seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Isolation Forest: trees (default: the model's, 200).
+    #[arg(long)]
+    trees: Option<usize>,
+    /// Isolation Forest: rows per tree (default: the model's, 2048).
+    #[arg(long)]
+    max_samples: Option<usize>,
+    /// k-NN: neighbours (default 3).
+    #[arg(long)]
+    k: Option<usize>,
+    /// k-NN: normal references kept (default 4000).
+    #[arg(long)]
+    references: Option<usize>,
     /// Scoring threads (0: all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -59,11 +71,16 @@ pub struct EvalNetArgs {
 pub fn eval(args: EvalNetArgs) -> Result<ExitCode> {
     let train = vigil_net::nslkdd::read(&args.train)?;
     let test = vigil_net::nslkdd::read(&args.test)?;
+    let d = ModelParams::default();
     let params = ModelParams {
         method: args.method.into(),
         target_fpr: args.target_fpr,
         seed: args.seed,
-        ..ModelParams::default()
+        trees: args.trees.unwrap_or(d.trees),
+        max_samples: args.max_samples.unwrap_or(d.max_samples),
+        k: args.k.unwrap_or(d.k),
+        max_references: args.references.unwrap_or(d.max_references),
+        ..d
     };
     let (e, model) = vigil_net::nslkdd::evaluate(&train, &test, &params, args.threads, 5)?;
     if args.json {

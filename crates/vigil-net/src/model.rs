@@ -1024,7 +1024,6 @@ impl NetModel {
         let (raw, nearest) = self.raw_point(&p);
         let scored = self.scored(raw);
         let schema = &self.pre.schema;
-        let mut parts: Vec<(f64, Reason)> = Vec::new();
         let show = |x: f64| {
             if x.fract() == 0.0 && x.abs() < 1e15 {
                 format!("{x:.0}")
@@ -1035,83 +1034,77 @@ impl NetModel {
         let undo = |j: usize, v: f64| {
             if schema.numeric[j].log { v.exp_m1() } else { v }
         };
+        let n_num = schema.numeric.len();
+        // Weigh every feature first (no strings), then describe only the strongest: this
+        // runs for every scored connection.
+        let mut weights: Vec<(f64, usize)> = Vec::with_capacity(n_num + p.cat.len());
+        let mut nearest_row = Vec::new();
         if let Some(knn) = &self.knn {
-            let row = knn.reference(nearest);
-            for (j, col) in schema.numeric.iter().enumerate() {
-                let d = f64::from(p.u[j] - row[j]).powi(2);
-                parts.push((
-                    d,
-                    Reason {
-                        feature: col.name.clone(),
-                        value: show(s.numeric[j]),
-                        normal: show(undo(j, self.pre.tables[j].inverse(f64::from(row[j])))),
-                        weight: 0.0,
-                    },
-                ));
+            nearest_row = knn.reference(nearest);
+            for (j, (a, b)) in p.u.iter().zip(&nearest_row).enumerate().take(n_num) {
+                weights.push((f64::from(a - b).powi(2), j));
             }
             let cats = &knn.cat[nearest * knn.n_cat..(nearest + 1) * knn.n_cat];
-            for (j, name) in schema.categorical.iter().enumerate() {
-                if p.cat[j] != cats[j] {
-                    let normal = self.pre.levels[j]
-                        .iter()
-                        .find(|(_, id)| **id == cats[j])
-                        .map_or_else(String::new, |(n, _)| n.clone());
-                    let d = f64::from(if p.cat[j] == UNSEEN {
+            for (j, (mine, theirs)) in p.cat.iter().zip(cats).enumerate() {
+                if mine != theirs {
+                    let d = if *mine == UNSEEN {
                         knn.cat_unseen
                     } else {
                         knn.cat_differ
-                    });
-                    parts.push((
-                        d,
-                        Reason {
-                            feature: name.clone(),
-                            value: s.categorical[j].clone(),
-                            normal,
-                            weight: 0.0,
-                        },
-                    ));
+                    };
+                    weights.push((f64::from(d), n_num + j));
                 }
             }
         } else if let Some(forest) = &self.forest {
             let mut row = Vec::new();
             self.pre.dense(&p, &mut row);
             let w = forest.contributions(&row)?;
-            for (j, col) in schema.numeric.iter().enumerate() {
-                parts.push((
-                    w[j],
-                    Reason {
-                        feature: col.name.clone(),
-                        value: show(s.numeric[j]),
-                        normal: show(undo(j, self.pre.tables[j].inverse(0.5))),
-                        weight: 0.0,
-                    },
-                ));
-            }
-            let mut at = schema.numeric.len();
-            for (j, name) in schema.categorical.iter().enumerate() {
+            weights.extend((0..n_num).map(|j| (w[j], j)));
+            let mut at = n_num;
+            for j in 0..p.cat.len() {
                 let n = self.pre.levels[j].len();
-                let share: f64 = w[at..at + n].iter().sum();
+                weights.push((w[at..at + n].iter().sum(), n_num + j));
                 at += n;
-                parts.push((
-                    share,
-                    Reason {
-                        feature: name.clone(),
-                        value: s.categorical[j].clone(),
-                        normal: String::new(),
-                        weight: 0.0,
-                    },
-                ));
             }
         }
-        let total: f64 = parts.iter().map(|(d, _)| d).sum();
-        parts.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let reasons = parts
+        let total: f64 = weights.iter().map(|(w, _)| w).sum();
+        weights.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let reasons = weights
             .into_iter()
-            .filter(|(d, _)| *d > 0.0)
+            .filter(|(w, _)| *w > 0.0)
             .take(top)
-            .map(|(d, mut r)| {
-                r.weight = if total > 0.0 { d / total } else { 0.0 };
-                r
+            .map(|(w, i)| {
+                let weight = if total > 0.0 { w / total } else { 0.0 };
+                if i < n_num {
+                    let normal = match self.knn {
+                        Some(_) => self.pre.tables[i].inverse(f64::from(nearest_row[i])),
+                        None => self.pre.tables[i].inverse(0.5),
+                    };
+                    Reason {
+                        feature: schema.numeric[i].name.clone(),
+                        value: show(s.numeric[i]),
+                        normal: show(undo(i, normal)),
+                        weight,
+                    }
+                } else {
+                    let j = i - n_num;
+                    let normal = match &self.knn {
+                        Some(knn) => {
+                            let id = knn.cat[nearest * knn.n_cat + j];
+                            self.pre.levels[j]
+                                .iter()
+                                .find(|(_, v)| **v == id)
+                                .map_or_else(String::new, |(n, _)| n.clone())
+                        }
+                        None => String::new(),
+                    };
+                    Reason {
+                        feature: schema.categorical[j].clone(),
+                        value: s.categorical[j].clone(),
+                        normal,
+                        weight,
+                    }
+                }
             })
             .collect();
         Ok((scored, reasons))

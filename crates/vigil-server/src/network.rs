@@ -110,7 +110,13 @@ fn to_row(r: &ConnectionRecord, res: &NetResult) -> ConnectionRow {
         score: res.anomaly_score,
         anomaly: res.is_anomaly,
         model: res.model_version.clone().unwrap_or_default(),
-        reasons: res.explanation.clone(),
+        // Reasons are kept for anomalies only: they are what an analyst reads back, and
+        // every row is written.
+        reasons: if res.is_anomaly {
+            res.explanation.clone()
+        } else {
+            Vec::new()
+        },
     }
 }
 

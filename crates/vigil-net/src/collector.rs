@@ -5,8 +5,8 @@
 //! Unprivileged, a process sees every socket but only its own (same-user) processes' file
 //! descriptors: sockets of other users' processes come without a process, and
 //! [`Snapshot::unmapped`] counts them so the collector can say what it cannot see. Byte
-//! counters are not in `/proc/net`: records carry 0 bytes unless a richer source fills
-//! them.
+//! counters are not in `/proc/net`: TCP's come from `sock_diag` ([`crate::sockdiag`]),
+//! which works unprivileged; UDP records carry 0 bytes.
 
 use crate::record::{ConnectionRecord, Direction, Protocol};
 use chrono::{DateTime, Utc};
@@ -253,6 +253,10 @@ pub struct Snapshot {
     pub unmapped: usize,
     /// Processes whose descriptors could not be read.
     pub unreadable_processes: usize,
+    /// TCP byte counters by socket inode (empty when `sock_diag` is unavailable).
+    pub bytes: HashMap<u64, crate::sockdiag::TcpBytes>,
+    /// Why there are no byte counters, when there are none.
+    pub bytes_unavailable: Option<String>,
 }
 
 /// Reads the four `/proc/net` files and the socket owners under `proc_root` (`/proc`).
@@ -270,7 +274,12 @@ pub fn snapshot(proc_root: &Path) -> Result<Snapshot, ParseError> {
         }
     }
     let (owners, unreadable) = socket_owners(proc_root);
-    Ok(assemble(sockets, &owners, unreadable))
+    let mut snap = assemble(sockets, &owners, unreadable);
+    match crate::sockdiag::tcp_bytes() {
+        Ok(bytes) => snap.bytes = bytes,
+        Err(e) => snap.bytes_unavailable = Some(e),
+    }
+    Ok(snap)
 }
 
 /// Builds a [`Snapshot`] from parsed sockets and an owner map.
@@ -285,7 +294,12 @@ pub fn assemble(sockets: Vec<Socket>, owners: &HashMap<u64, Owner>, unreadable: 
         }
     }
     for s in sockets {
-        if s.remote.ip().is_unspecified() || s.state == SocketState::Listen {
+        // TIME_WAIT sockets are connections that already ended (no process holds them):
+        // a collector that was running saw them open.
+        if s.remote.ip().is_unspecified()
+            || s.state == SocketState::Listen
+            || s.state == SocketState::TimeWait
+        {
             continue;
         }
         let owner = owners.get(&s.inode).cloned();
@@ -331,7 +345,13 @@ impl Tracker {
         for (s, owner) in &snap.connections {
             let key = (s.protocol, s.local, s.remote);
             seen.insert(key);
-            if self.open.contains_key(&key) {
+            let bytes = snap.bytes.get(&s.inode).copied();
+            if let Some((_, open)) = self.open.get_mut(&key) {
+                // Keep the latest counters, reported when the connection ends.
+                if let Some(b) = bytes {
+                    open.bytes_sent = b.sent;
+                    open.bytes_received = b.received;
+                }
                 continue;
             }
             let direction = if snap.listening.contains(&(s.protocol, s.local.port())) {
@@ -343,7 +363,10 @@ impl Tracker {
                 timestamp: now,
                 host: host.to_string(),
                 process_id: owner.as_ref().map(|o| o.pid),
-                process_name: owner.as_ref().map_or_else(String::new, |o| o.name.clone()),
+                // The server needs a name: say plainly that it is not known.
+                process_name: owner
+                    .as_ref()
+                    .map_or_else(|| "(unknown)".to_string(), |o| o.name.clone()),
                 local_ip: Some(s.local.ip()),
                 local_port: Some(s.local.port()),
                 remote_ip: s.remote.ip(),
@@ -351,8 +374,8 @@ impl Tracker {
                 protocol: s.protocol,
                 direction,
                 state: Some(s.state.as_str().to_string()),
-                bytes_sent: 0,
-                bytes_received: 0,
+                bytes_sent: bytes.map_or(0, |b| b.sent),
+                bytes_received: bytes.map_or(0, |b| b.received),
                 duration_secs: 0.0,
             };
             out.push(record.clone());
@@ -445,14 +468,15 @@ mod tests {
             },
         )]);
         let snap = assemble(sockets.clone(), &owners, 3);
-        // tcp: 2 connected (one TIME_WAIT, inode 0); tcp6: 2; udp: 1 connected.
-        assert_eq!(snap.connections.len(), 5);
+        // tcp: 1 connected (the TIME_WAIT one has ended); tcp6: 2; udp: 1 connected.
+        assert_eq!(snap.connections.len(), 4);
         assert_eq!(snap.unmapped, 3);
         assert!(snap.listening.contains(&(Protocol::Tcp, 22)));
         let t0: DateTime<Utc> = "2026-11-30T10:00:00Z".parse().unwrap();
         let mut tracker = Tracker::new();
         let first = tracker.update(&snap, "h", t0);
-        assert_eq!(first.len(), 5);
+        assert_eq!(first.len(), 4);
+        assert!(first.iter().any(|r| r.process_name == "(unknown)"));
         let ff = first.iter().find(|r| r.process_name == "firefox").unwrap();
         assert_eq!(ff.direction, Direction::Outbound);
         assert_eq!(ff.remote_port, Some(443));
@@ -460,14 +484,28 @@ mod tests {
         assert_eq!(ssh.direction, Direction::Inbound);
         // Nothing changed: nothing reported.
         assert!(tracker.update(&snap, "h", t0).is_empty());
-        // Firefox's connection ends 3 s later.
+        // Counters arrive (sock_diag); then firefox's connection ends 3 s later and is
+        // reported with the last counters seen.
+        let mut counted = snap.clone();
+        counted.bytes.insert(
+            845123,
+            crate::sockdiag::TcpBytes {
+                sent: 5000,
+                received: 90_000,
+            },
+        );
+        assert!(tracker.update(&counted, "h", t0).is_empty());
         let rest: Vec<Socket> = sockets.into_iter().filter(|s| s.inode != 845123).collect();
         let later = assemble(rest, &owners, 0);
         let ended = tracker.update(&later, "h", t0 + chrono::Duration::seconds(3));
         assert_eq!(ended.len(), 1);
         assert_eq!(ended[0].process_name, "firefox");
         assert_eq!(ended[0].duration_secs, 3.0);
-        assert_eq!(tracker.open(), 4);
+        assert_eq!(
+            (ended[0].bytes_sent, ended[0].bytes_received),
+            (5000, 90_000)
+        );
+        assert_eq!(tracker.open(), 3);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! * [`detector`]: the live detector, training, drift, promotion, `[network]` config.
 //! * [`privacy`]: keyed pseudonyms for IP addresses.
 //! * [`nslkdd`]: NSL-KDD rows and the evaluation protocol.
+//! * [`sockdiag`]: TCP byte counters from the kernel's `sock_diag` netlink interface.
 //! * [`collector`]: `/proc/net/{tcp,udp}[6]` and `/proc/<pid>/fd` into records.
 #![warn(missing_docs)]
 
@@ -19,6 +20,7 @@ pub mod model;
 pub mod nslkdd;
 pub mod privacy;
 pub mod record;
+pub mod sockdiag;
 
 pub use detector::{NetConfig, NetDetector, NetResult};
 pub use record::{ConnectionRecord, Direction, Protocol, RecordError};

@@ -343,6 +343,43 @@ impl ConnectionRecord {
         }))
     }
 
+    /// The record in seed 002's JSON shape (what [`from_seed_json`](Self::from_seed_json)
+    /// reads back; what collectors send).
+    pub fn to_seed_json(&self) -> Value {
+        let mut v = serde_json::json!({
+            "timestamp": self.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "host": self.host,
+            "process_name": self.process_name,
+            "remote_ip": self.remote_ip.to_string(),
+            "protocol": self.protocol.as_str(),
+            "direction": match self.direction {
+                Direction::Outbound => "outbound",
+                Direction::Inbound => "inbound",
+                Direction::Unknown => "unknown",
+            },
+            "bytes_sent": self.bytes_sent,
+            "bytes_received": self.bytes_received,
+            "duration": self.duration_secs,
+        });
+        let m = v.as_object_mut().expect("an object");
+        if let Some(pid) = self.process_id {
+            m.insert("process_id".into(), pid.into());
+        }
+        if let Some(ip) = self.local_ip {
+            m.insert("local_ip".into(), ip.to_string().into());
+        }
+        if let Some(p) = self.local_port {
+            m.insert("local_port".into(), p.into());
+        }
+        if let Some(p) = self.remote_port {
+            m.insert("remote_port".into(), p.into());
+        }
+        if let Some(s) = &self.state {
+            m.insert("state".into(), s.clone().into());
+        }
+        v
+    }
+
     /// The record as an ECS network event (for storage and the other analyzers).
     pub fn to_event_json(&self) -> Value {
         let (local, remote) = match self.direction {
@@ -491,6 +528,18 @@ mod tests {
         )
         .unwrap();
         assert!(ConnectionRecord::from_event(&e).unwrap().is_none());
+    }
+
+    #[test]
+    fn seed_json_round_trips() {
+        let v = json!({"process_name": "curl", "remote_ip": "2001:db8::7", "remote_port": 443,
+                       "local_ip": "10.0.0.2", "local_port": 50000, "protocol": "udp",
+                       "direction": "inbound", "bytes_sent": 10, "bytes_received": 20,
+                       "duration": 1.5, "host": "h", "state": "CLOSED", "process_id": 9,
+                       "timestamp": "2026-11-30T10:00:00.250Z"});
+        let r = ConnectionRecord::from_seed_json(&v, now(), None).unwrap();
+        let back = ConnectionRecord::from_seed_json(&r.to_seed_json(), now(), None).unwrap();
+        assert_eq!(back, r);
     }
 
     #[test]

@@ -372,12 +372,19 @@ async fn collect_loop(args: CollectArgs) -> Result<ExitCode> {
     loop {
         let snap = vigil_net::collector::snapshot(&args.proc_root)
             .with_context(|| format!("cannot read {}/net", args.proc_root.display()))?;
-        if !warned && (snap.unmapped > 0 || snap.unreadable_processes > 0) {
+        if !warned {
             warned = true;
-            eprintln!(
-                "vigil net collect: {} connections have no process ({} processes' descriptors are unreadable): run as root to see every process. Byte counts are not in /proc/net: records carry 0 bytes.",
-                snap.unmapped, snap.unreadable_processes
-            );
+            if snap.unmapped > 0 || snap.unreadable_processes > 0 {
+                eprintln!(
+                    "vigil net collect: {} connections have no process ({} processes' descriptors are unreadable): run as root to see every process.",
+                    snap.unmapped, snap.unreadable_processes
+                );
+            }
+            if let Some(why) = &snap.bytes_unavailable {
+                eprintln!(
+                    "vigil net collect: no TCP byte counters ({why}): records carry 0 bytes."
+                );
+            }
         }
         let records = tracker.update(&snap, &host, chrono::Utc::now());
         if !records.is_empty() {
@@ -388,13 +395,23 @@ async fn collect_loop(args: CollectArgs) -> Result<ExitCode> {
                             "{}/api/v1/network/analyze/batch",
                             url.trim_end_matches('/')
                         ))
-                        .json(&json!({ "records": records }));
+                        .json(&json!({ "records": records.iter().map(ConnectionRecord::to_seed_json).collect::<Vec<_>>() }));
                     if let Some(t) = &args.token {
                         req = req.bearer_auth(t);
                     }
                     match req.send().await {
                         Ok(resp) if resp.status().is_success() => {
                             let v: Value = resp.json().await.unwrap_or_default();
+                            if v["rejected"].as_u64().unwrap_or(0) > 0 {
+                                let first = v["results"]
+                                    .as_array()
+                                    .and_then(|r| r.iter().find_map(|x| x["error"].as_str()))
+                                    .unwrap_or("");
+                                eprintln!(
+                                    "vigil net collect: the server refused {} records: {first}",
+                                    v["rejected"]
+                                );
+                            }
                             if args.json {
                                 eprintln!(
                                     "{}",
@@ -428,7 +445,7 @@ async fn collect_loop(args: CollectArgs) -> Result<ExitCode> {
                 }
                 None => {
                     for r in &records {
-                        println!("{}", serde_json::to_string(r)?);
+                        println!("{}", r.to_seed_json());
                     }
                 }
             }

@@ -651,3 +651,77 @@ fn net_train_writes_a_model_from_records_and_refuses_bad_ones() {
         "{err}"
     );
 }
+
+/// The collector end to end: this process's own TCP connection to a real server is seen in
+/// /proc, attributed to this process, counted by sock_diag, accepted by the batch API and
+/// stored in the time series (regression: the collector once sent a shape the API refused).
+#[test]
+fn net_collect_sends_this_hosts_connections_to_the_server() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let key = server.admin_key.clone().unwrap();
+    let addr = server.url.trim_start_matches("http://").to_string();
+    // A connection held open while the collector looks.
+    let mut held = std::net::TcpStream::connect(&addr).unwrap();
+    held.write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let _ = held.read(&mut buf).unwrap();
+    let out = vigil()
+        .args([
+            "net",
+            "collect",
+            "--once",
+            "--json",
+            "--host",
+            "collector-test",
+            "--url",
+        ])
+        .arg(&server.url)
+        .env("VIGIL_TOKEN", &key)
+        .assert()
+        .success()
+        .get_output()
+        .stderr
+        .clone();
+    let err = String::from_utf8_lossy(&out);
+    assert!(!err.contains("refused"), "{err}");
+    let port = held.local_addr().unwrap().port();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let rows: Value = rt.block_on(async {
+        for _ in 0..50 {
+            let v: Value = common::client()
+                .get(format!(
+                    "{}/api/v1/network/connections?host.name=collector-test",
+                    server.url
+                ))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if v["connections"].as_array().is_some_and(|c| !c.is_empty()) {
+                return v;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("no connection stored; collector said: {err}");
+    });
+    let ours = rows["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["local_port"] == port)
+        .unwrap_or_else(|| panic!("our connection (local port {port}) not among {rows}"));
+    assert_eq!(ours["direction"], "outbound");
+    assert!(ours["bytes_sent"].as_u64().unwrap() > 0, "{ours}");
+    assert!(
+        ours["process"].as_str().unwrap().starts_with("cli"),
+        "{ours}"
+    );
+    drop(held);
+    server.kill();
+}

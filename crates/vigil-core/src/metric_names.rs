@@ -29,3 +29,16 @@ pub const STREAM_SUBSCRIBERS: &str = "vigil_stream_subscribers";
 pub const STREAM_DROPPED: &str = "vigil_stream_dropped_total";
 /// Counter: events deleted by the retention task.
 pub const RETENTION_DELETED: &str = "vigil_retention_deleted_total";
+/// Counter: connections scored by the network detector (label `status`: `scored`,
+/// `no_model`).
+pub const NETWORK_SCORED: &str = "vigil_network_scored_total";
+/// Counter: connections the network detector flagged.
+pub const NETWORK_ANOMALIES: &str = "vigil_network_anomalies_total";
+/// Counter: network time-series rows not stored (the writer was behind or failed).
+pub const NETWORK_ROWS_DROPPED: &str = "vigil_network_rows_dropped_total";
+/// Counter: network findings not made because the same connection made one recently.
+pub const NETWORK_FINDINGS_SUPPRESSED: &str = "vigil_network_findings_suppressed_total";
+/// Counter: network model trainings (label `outcome`: `promoted`, `kept`, `failed`).
+pub const NETWORK_TRAININGS: &str = "vigil_network_trainings_total";
+/// Gauge: population stability index of the last drift window of network scores.
+pub const NETWORK_DRIFT_PSI: &str = "vigil_network_drift_psi";

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
+use vigil_core::metric_names as m;
 use vigil_core::{Event, Finding};
 use vigil_net::detector::{self, NetConfig, NetDetector, NetResult};
 use vigil_net::model::NetModel;
@@ -285,6 +286,7 @@ impl NetService {
             .is_some_and(|t| now.duration_since(*t) < FINDING_DEDUP)
         {
             self.suppressed.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!(m::NETWORK_FINDINGS_SUPPRESSED).increment(1);
             return false;
         }
         if recent.len() >= FINDING_DEDUP_MAX {
@@ -305,6 +307,10 @@ impl NetService {
         wait: Option<Duration>,
     ) -> Result<(), NetError> {
         self.seen.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(m::NETWORK_SCORED, "status" => res.status).increment(1);
+        if res.is_anomaly {
+            metrics::counter!(m::NETWORK_ANOMALIES).increment(1);
+        }
         let item = Item {
             row: to_row(r, res),
             finding: (with_finding && res.is_anomaly && self.first_in_window(r))
@@ -318,7 +324,7 @@ impl NetService {
             return Ok(());
         }
         self.dropped.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("vigil_network_rows_dropped_total").increment(1);
+        metrics::counter!(m::NETWORK_ROWS_DROPPED).increment(1);
         Err(NetError::Overloaded(
             "the network time series writer is behind; retry in a second".into(),
         ))
@@ -452,6 +458,12 @@ impl NetService {
         }
         let result = self.train_inner(since, force).await;
         self.training.store(false, Ordering::Release);
+        let outcome = match &result {
+            Ok(o) if o.promoted => "promoted",
+            Ok(_) => "kept",
+            Err(_) => "failed",
+        };
+        metrics::counter!(m::NETWORK_TRAININGS, "outcome" => outcome).increment(1);
         result
     }
 
@@ -595,7 +607,7 @@ async fn run_writer(store: Arc<dyn Store>, sink: FindingsSink, rx: flume::Receiv
             tries += 1;
             tracing::error!(error = %e, rows = rows.len(), "storing connections failed; retrying");
             if tries >= 5 {
-                metrics::counter!("vigil_network_rows_dropped_total").increment(rows.len() as u64);
+                metrics::counter!(m::NETWORK_ROWS_DROPPED).increment(rows.len() as u64);
                 break;
             }
             tokio::time::sleep(delay).await;
@@ -616,6 +628,9 @@ pub fn spawn_retrainer(service: Arc<NetService>, tick: Duration) -> tokio::task:
         let mut last_retention: Option<std::time::Instant> = None;
         loop {
             interval.tick().await;
+            if let (Some(psi), _) = service.detector.drift_state() {
+                metrics::gauge!(m::NETWORK_DRIFT_PSI).set(psi);
+            }
             let config = service.detector.config().clone();
             if config.retention_days > 0
                 && last_retention.is_none_or(|t| t.elapsed() > Duration::from_secs(3600))

@@ -31,6 +31,8 @@ const FINDING_DEDUP: Duration = Duration::from_secs(600);
 const FINDING_DEDUP_MAX: usize = 100_000;
 /// Share of the newest records held out to compare a candidate with the active model.
 const HOLDOUT_SHARE: f64 = 0.1;
+/// Least time between two automatic trainings.
+const MIN_RETRAIN_GAP: Duration = Duration::from_secs(3600);
 /// How far a candidate's flagged share may stray past the active one's and still win.
 const PROMOTION_TOLERANCE: f64 = 0.005;
 
@@ -626,6 +628,7 @@ pub fn spawn_retrainer(service: Arc<NetService>, tick: Duration) -> tokio::task:
         let mut interval = tokio::time::interval(tick);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_retention: Option<std::time::Instant> = None;
+        let mut last_attempt: Option<std::time::Instant> = None;
         loop {
             interval.tick().await;
             if let (Some(psi), _) = service.detector.drift_state() {
@@ -642,6 +645,12 @@ pub fn spawn_retrainer(service: Arc<NetService>, tick: Duration) -> tokio::task:
                     Ok(n) => tracing::info!(deleted = n, "network retention"),
                     Err(e) => tracing::warn!(error = %e, "network retention failed"),
                 }
+            }
+            // At most one automatic attempt an hour: a candidate that was not promoted
+            // (or a training that failed) leaves the old model in place, and retrying every
+            // tick would retrain forever.
+            if last_attempt.is_some_and(|t: std::time::Instant| t.elapsed() < MIN_RETRAIN_GAP) {
+                continue;
             }
             let model = service.detector.model();
             let why = match &model {
@@ -667,6 +676,7 @@ pub fn spawn_retrainer(service: Arc<NetService>, tick: Duration) -> tokio::task:
                 }
             };
             if let Some(why) = why {
+                last_attempt = Some(std::time::Instant::now());
                 match service.train(None, false).await {
                     Ok(o) => {
                         tracing::info!(why, version = o.version, promoted = o.promoted, reason = %o.reason, "network retraining")

@@ -489,3 +489,33 @@ async fn ip_pseudonyms_keep_addresses_out_of_storage() {
         assert!(!remote.contains("142.250") && !remote.contains("10.0.0"));
     }
 }
+
+/// The retrainer trains the first model by itself once enough connections are stored, and
+/// does not retrain again at every tick.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_model_trains_itself() {
+    let (h, net) = with_network(NetConfig {
+        auto_train_after: 300,
+        ..config()
+    })
+    .await;
+    feed(&h, 0, 400).await;
+    wait_rows(&h, 400).await;
+    let retrainer = vigil_server::network::spawn_retrainer(net.clone(), Duration::from_millis(50));
+    let mut trained = false;
+    for _ in 0..200 {
+        if net.detector().model().is_some() {
+            trained = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(trained, "no model after 10 s");
+    // Many ticks later, still one version (no retraining loop).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = h
+        .call("GET", "/api/v1/network/models", Some(&h.viewer), Vec::new())
+        .await;
+    assert_eq!(r.body["models"].as_array().unwrap().len(), 1, "{}", r.text);
+    retrainer.abort();
+}

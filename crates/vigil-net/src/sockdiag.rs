@@ -67,7 +67,9 @@ pub fn parse_dump(buf: &[u8], out: &mut HashMap<u64, TcpBytes>) -> Result<Chunk,
         match kind {
             NLMSG_DONE => return Ok(Chunk::Done),
             NLMSG_ERROR => {
-                let errno = u32_at(msg, 0).map(|e| -(e as i32)).unwrap_or(0);
+                let errno = u32_at(msg, 0)
+                    .map(|e| (e as i32).wrapping_neg())
+                    .unwrap_or(0);
                 return Err(format!("sock_diag answered error {errno}"));
             }
             SOCK_DIAG_BY_FAMILY => {

@@ -22,7 +22,7 @@ const ACTIVE_NS: &str = "model_active";
 /// Rows waiting for the writer: single requests are refused with 429 beyond it; batches
 /// wait for room (up to `BATCH_WAIT`).
 const QUEUE: usize = 20_000;
-/// How long a batch waits for room in the writer's queue, per record.
+/// How long a batch may wait, in all, for room in the writer's queue.
 const BATCH_WAIT: Duration = Duration::from_secs(5);
 /// One finding per (host, process, remote, port) in this window: a storm of the same odd
 /// connection is one finding (every connection stays flagged in the time series).
@@ -88,6 +88,17 @@ pub struct TrainOutcome {
     pub candidate_flagged: f64,
     /// Share of the hold-out the active model flags, when there was one.
     pub active_flagged: Option<f64>,
+}
+
+/// The (host, process, remote, port) key of finding deduplication.
+fn dedup_key(r: &ConnectionRecord) -> String {
+    format!(
+        "{}\u{1f}{}\u{1f}{}\u{1f}{}",
+        r.host,
+        r.process_name,
+        r.remote_ip,
+        r.remote_port.unwrap_or(0)
+    )
 }
 
 fn to_row(r: &ConnectionRecord, res: &NetResult) -> ConnectionRow {
@@ -274,13 +285,11 @@ impl NetService {
     /// Whether an anomaly on this connection should make a finding now (not one for the
     /// same host, process, remote and port within [`FINDING_DEDUP`]).
     fn first_in_window(&self, r: &ConnectionRecord) -> bool {
-        let key = format!(
-            "{}\u{1f}{}\u{1f}{}\u{1f}{}",
-            r.host,
-            r.process_name,
-            r.remote_ip,
-            r.remote_port.unwrap_or(0)
-        );
+        let key = dedup_key(r);
+        self.first_in_window_key(key)
+    }
+
+    fn first_in_window_key(&self, key: String) -> bool {
         let now = std::time::Instant::now();
         let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
         if recent
@@ -313,10 +322,11 @@ impl NetService {
         if res.is_anomaly {
             metrics::counter!(m::NETWORK_ANOMALIES).increment(1);
         }
+        let key = (with_finding && res.is_anomaly).then(|| dedup_key(r));
+        let make_finding = key.clone().is_some_and(|k| self.first_in_window_key(k));
         let item = Item {
             row: to_row(r, res),
-            finding: (with_finding && res.is_anomaly && self.first_in_window(r))
-                .then(|| finding(r, res)),
+            finding: make_finding.then(|| finding(r, res)),
         };
         let sent = match wait {
             None => self.tx.try_send(item).is_ok(),
@@ -324,6 +334,13 @@ impl NetService {
         };
         if sent {
             return Ok(());
+        }
+        // Not stored: a retry of this connection must still make its finding.
+        if make_finding && let Some(k) = key {
+            self.recent
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&k);
         }
         self.dropped.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(m::NETWORK_ROWS_DROPPED).increment(1);
@@ -341,12 +358,17 @@ impl NetService {
     ) -> Result<Vec<Result<NetResult, String>>, NetError> {
         let me = self.clone();
         tokio::task::spawn_blocking(move || {
+            // One deadline for the whole batch: once it passes, the rest is refused at
+            // once instead of waiting again record by record.
+            let deadline = std::time::Instant::now() + BATCH_WAIT;
             records
                 .into_iter()
                 .map(|r| match r {
-                    Ok(r) => me
-                        .analyze_waiting(&r, Some(BATCH_WAIT))
-                        .map_err(|e| e.to_string()),
+                    Ok(r) => {
+                        let left = deadline.saturating_duration_since(std::time::Instant::now());
+                        me.analyze_waiting(&r, Some(left))
+                            .map_err(|e| e.to_string())
+                    }
                     Err(e) => Err(e),
                 })
                 .collect()
@@ -458,8 +480,16 @@ impl NetService {
                 "a network training is already running".into(),
             ));
         }
+        // Cleared on drop: a client that hangs up drops this future mid-training.
+        struct Running<'a>(&'a AtomicBool);
+        impl Drop for Running<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let running = Running(&self.training);
         let result = self.train_inner(since, force).await;
-        self.training.store(false, Ordering::Release);
+        drop(running);
         let outcome = match &result {
             Ok(o) if o.promoted => "promoted",
             Ok(_) => "kept",
@@ -741,18 +771,21 @@ pub fn parse_since(s: &str) -> Result<chrono::DateTime<Utc>, String> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
-    let (num, unit) = s.split_at(s.len().saturating_sub(1));
-    let n: i64 = num
+    let Some((at, unit)) = s.char_indices().last() else {
+        return Err("`since` is empty".into());
+    };
+    let n: i64 = s[..at]
         .parse()
         .map_err(|_| format!("`{s}` is neither an RFC 3339 time nor a span like 7d, 12h, 30m"))?;
-    let span = match unit {
-        "d" => chrono::Duration::days(n),
-        "h" => chrono::Duration::hours(n),
-        "m" => chrono::Duration::minutes(n),
-        _ => return Err(format!("`{s}`: the unit is d, h or m")),
-    };
     if n <= 0 || n > 3650 * 24 * 60 {
-        return Err(format!("`{s}` is not a positive span"));
+        return Err(format!("`{s}` is not a positive span of at most ten years"));
     }
+    let span = match unit {
+        'd' => chrono::Duration::try_days(n),
+        'h' => chrono::Duration::try_hours(n),
+        'm' => chrono::Duration::try_minutes(n),
+        _ => return Err(format!("`{s}`: the unit is d, h or m")),
+    }
+    .ok_or_else(|| format!("`{s}` is too long a span"))?;
     Ok(Utc::now() - span)
 }

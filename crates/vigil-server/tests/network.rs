@@ -204,6 +204,16 @@ async fn untrained_answers_clearly_and_bad_records_name_their_field() {
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
     assert!(r.text.contains("at least 100"), "{}", r.text);
+    // Hostile `since` values are errors, not panics (regression: a multibyte last
+    // character and a span past chrono's range panicked).
+    for since in ["5é", "200000000000d", "-3d", "", "7w", "é"] {
+        let body = json!({ "since": since }).to_string();
+        let r = h
+            .call("POST", "/api/v1/network/train", Some(&h.admin), body)
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{since}: {}", r.text);
+        assert_eq!(r.body["error"]["field"], "since", "{}", r.text);
+    }
     // Roles: a viewer cannot score, an agent cannot train, nobody without a credential.
     let r = h
         .call(

@@ -72,6 +72,11 @@ pub struct BaselineLimits {
     pub max_window: usize,
     /// (process, remote) pairs timed for periodicity, per host.
     pub max_pairs: usize,
+    /// Everything remembered, in all: hosts, processes, remotes, ports, pairs and window
+    /// entries together. The per-item bounds above multiply; this one caps the product,
+    /// so that a sender making up hosts and processes cannot exhaust memory (about 100
+    /// bytes an entry).
+    pub max_entries: usize,
 }
 
 impl Default for BaselineLimits {
@@ -83,6 +88,7 @@ impl Default for BaselineLimits {
             max_remotes: 4_096,
             max_window: 4_096,
             max_pairs: 20_000,
+            max_entries: 2_000_000,
         }
     }
 }
@@ -107,16 +113,19 @@ struct ProcessStats {
 }
 
 impl ProcessStats {
-    fn pop_window(&mut self) {
-        if let Some((_, ip, failed)) = self.window.pop_front() {
-            if let Some(c) = self.window_remotes.get_mut(&ip) {
-                *c -= 1;
-                if *c == 0 {
-                    self.window_remotes.remove(&ip);
-                }
+    /// Drops the oldest window entry; whether there was one.
+    fn pop_window(&mut self) -> bool {
+        let Some((_, ip, failed)) = self.window.pop_front() else {
+            return false;
+        };
+        if let Some(c) = self.window_remotes.get_mut(&ip) {
+            *c -= 1;
+            if *c == 0 {
+                self.window_remotes.remove(&ip);
             }
-            self.window_failed -= usize::from(failed);
         }
+        self.window_failed -= usize::from(failed);
+        true
     }
 }
 
@@ -139,6 +148,12 @@ struct HostStats {
 pub struct Baselines {
     limits: BaselineLimits,
     hosts: HashMap<String, HostStats>,
+    /// Hosts, processes, remotes, ports and pairs learned (they are never forgotten).
+    #[serde(default)]
+    learned: usize,
+    /// Entries in all process windows (not saved: windows start empty).
+    #[serde(skip)]
+    windowed: usize,
 }
 
 /// Port classes: IANA's system, user and dynamic ranges.
@@ -172,6 +187,8 @@ impl Baselines {
         Baselines {
             limits,
             hosts: HashMap::new(),
+            learned: 0,
+            windowed: 0,
         }
     }
 
@@ -200,7 +217,12 @@ impl Baselines {
         } else {
             r.process_name.as_str()
         };
-        let host_full = !self.hosts.contains_key(&r.host) && self.hosts.len() >= limits.max_hosts;
+        // Room left in the global budget (checked once: one connection adds a handful).
+        let room = self.learned + self.windowed < limits.max_entries;
+        let mut learned = 0usize;
+        let mut windowed = 0isize;
+        let host_full =
+            !self.hosts.contains_key(&r.host) && (self.hosts.len() >= limits.max_hosts || !room);
         if host_full {
             // Nothing known of this host: everything is new.
             f[idx::PROCESS_RARITY] = 10.0;
@@ -208,6 +230,9 @@ impl Baselines {
             f[idx::PORT_NEW] = 1.0;
             f[idx::PROCESS_NEW] = 1.0;
             return f;
+        }
+        if !self.hosts.contains_key(&r.host) {
+            learned += 1;
         }
         let host = self.hosts.entry(r.host.clone()).or_default();
         let known = host.processes.get(process).map_or(0, |p| p.connections);
@@ -218,8 +243,10 @@ impl Baselines {
 
         // Periodicity of this (process, remote) pair.
         let pair_key = (process.to_string(), r.remote_ip);
-        let can_time = host.pairs.contains_key(&pair_key) || host.pairs.len() < limits.max_pairs;
+        let known_pair = host.pairs.contains_key(&pair_key);
+        let can_time = known_pair || (room && host.pairs.len() < limits.max_pairs);
         if can_time {
+            learned += usize::from(!known_pair);
             let t = host.pairs.entry(pair_key).or_default();
             if t.last_ms > 0 && now_ms > t.last_ms {
                 if t.intervals.len() == INTERVALS {
@@ -231,36 +258,42 @@ impl Baselines {
             f[idx::PERIODICITY] = periodicity(&t.intervals);
         }
 
-        let can_add =
-            host.processes.contains_key(process) || host.processes.len() < limits.max_processes;
+        let known_process = host.processes.contains_key(process);
+        let can_add = known_process || (room && host.processes.len() < limits.max_processes);
         if !can_add {
             f[idx::REMOTE_NEW] = 1.0;
             f[idx::PORT_NEW] = 1.0;
+            self.learned += learned;
             return f;
         }
+        learned += usize::from(!known_process);
         let p = host.processes.entry(process.to_string()).or_default();
         p.connections += 1;
         let seen_remote = p.remotes.get(&r.remote_ip).copied().unwrap_or(0);
         // Saturating: after ten sightings an address is simply known, so the feature does
         // not drift as history grows.
         f[idx::REMOTE_NEW] = 1.0 / (1.0 + seen_remote.min(10) as f32);
-        if seen_remote > 0 || p.remotes.len() < limits.max_remotes {
+        if seen_remote > 0 || (room && p.remotes.len() < limits.max_remotes) {
+            learned += usize::from(seen_remote == 0);
             *p.remotes.entry(r.remote_ip).or_default() += 1;
         }
         let port = r.remote_port.unwrap_or(0);
         let seen_port = p.ports.get(&port).copied().unwrap_or(0);
         f[idx::PORT_NEW] = 1.0 / (1.0 + seen_port.min(10) as f32);
-        if seen_port > 0 || p.ports.len() < limits.max_remotes {
+        if seen_port > 0 || (room && p.ports.len() < limits.max_remotes) {
+            learned += usize::from(seen_port == 0);
             *p.ports.entry(port).or_default() += 1;
         }
         // The window: drop what is older than the window (and what exceeds its bound).
         let horizon = now_ms - (limits.window_secs as i64) * 1000;
         while p.window.front().is_some_and(|(t, _, _)| *t < horizon) {
-            p.pop_window();
+            windowed -= isize::from(p.pop_window());
         }
-        if p.window.len() >= limits.max_window {
-            p.pop_window();
+        // Full (this process's bound, or the global budget): the oldest makes room.
+        if p.window.len() >= limits.max_window || (!room && !p.window.is_empty()) {
+            windowed -= isize::from(p.pop_window());
         }
+        windowed += 1;
         let failed = failed(r);
         p.window.push_back((now_ms, r.remote_ip, failed));
         *p.window_remotes.entry(r.remote_ip).or_default() += 1;
@@ -269,7 +302,14 @@ impl Baselines {
         f[idx::RATE] = ln1p(n as f64);
         f[idx::DISTINCT_REMOTES] = ln1p(p.window_remotes.len() as f64);
         f[idx::FAILED_SHARE] = p.window_failed as f32 / n as f32;
+        self.learned += learned;
+        self.windowed = self.windowed.saturating_add_signed(windowed);
         f
+    }
+
+    /// Entries held against [`BaselineLimits::max_entries`].
+    pub fn entries(&self) -> usize {
+        self.learned + self.windowed
     }
 
     /// Features of `r` without learning it (what-if scoring).
@@ -395,6 +435,32 @@ mod tests {
         assert!(scan[idx::DISTINCT_REMOTES] > 5.0);
         assert_eq!(scan[idx::FAILED_SHARE], 1.0);
         assert_eq!(scan[idx::REMOTE_INTERNAL], 1.0);
+    }
+
+    #[test]
+    fn a_global_budget_caps_made_up_hosts_and_processes() {
+        let mut b = Baselines::new(BaselineLimits {
+            max_entries: 500,
+            ..BaselineLimits::default()
+        });
+        for i in 0..5_000u32 {
+            let mut r = rec(
+                i64::from(i),
+                &format!("proc{i}"),
+                &format!("9.{}.{}.{}", i >> 16 & 255, i >> 8 & 255, i & 255),
+                1000 + (i % 5000) as u16,
+            );
+            r.host = format!("host{}", i % 700);
+            let f = b.observe(&r);
+            assert!(f.iter().all(|x| x.is_finite()));
+        }
+        // A connection adds at most a handful past the check.
+        assert!(b.entries() <= 510, "{}", b.entries());
+        // Past the budget, new things count as never seen.
+        let mut r = rec(9_999, "brand-new", "7.7.7.7", 7);
+        r.host = "new-host".into();
+        let f = b.observe(&r);
+        assert_eq!((f[idx::PROCESS_NEW], f[idx::REMOTE_NEW]), (1.0, 1.0));
     }
 
     #[test]

@@ -391,7 +391,9 @@ impl Tracker {
             if let Some((start, mut record)) = self.open.remove(&key) {
                 record.timestamp = now;
                 record.duration_secs = (now - start).num_milliseconds().max(0) as f64 / 1000.0;
-                record.state = Some("CLOSED".into());
+                // Not "CLOSED": a connection seen to end without counters (UDP, or no
+                // sock_diag) is not a failed attempt.
+                record.state = Some("ENDED".into());
                 out.push(record);
             }
         }

@@ -107,6 +107,17 @@ pub struct RecordError {
     pub reason: String,
 }
 
+/// A name from an event, trimmed and cut to [`MAX_NAME`] bytes on a character boundary,
+/// so that it reads back through [`ConnectionRecord::from_seed_json`].
+fn clip(s: &str) -> String {
+    let s = s.trim();
+    let mut end = s.len().min(MAX_NAME);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].trim_end().to_string()
+}
+
 fn err(field: &str, reason: impl Into<String>) -> RecordError {
     RecordError {
         field: field.to_string(),
@@ -314,19 +325,9 @@ impl ConnectionRecord {
         let process_id = e.get_i64("process.pid").and_then(|p| u32::try_from(p).ok());
         Ok(Some(ConnectionRecord {
             timestamp: e.timestamp(),
-            host: e
-                .host_name()
-                .unwrap_or("unknown")
-                .chars()
-                .take(MAX_NAME)
-                .collect(),
+            host: clip(e.host_name().unwrap_or("unknown")),
             process_id,
-            process_name: e
-                .get_str("process.name")
-                .unwrap_or("")
-                .chars()
-                .take(MAX_NAME)
-                .collect(),
+            process_name: clip(e.get_str("process.name").unwrap_or("")),
             local_ip: ip(&format!("{local}.ip"), e.get(&format!("{local}.ip")), false)?,
             local_port: port(&format!("{local}.port"), e.get(&format!("{local}.port")))?,
             remote_ip,
@@ -528,6 +529,20 @@ mod tests {
         )
         .unwrap();
         assert!(ConnectionRecord::from_event(&e).unwrap().is_none());
+    }
+
+    #[test]
+    fn event_names_are_clipped_to_what_records_accept() {
+        let long = "é".repeat(200); // 400 bytes
+        let e = Event::from_input(
+            json!({"event.category": "network", "host.name": long, "process.name": "  ",
+                   "destination.ip": "1.2.3.4"}),
+            now(),
+        )
+        .unwrap();
+        let r = ConnectionRecord::from_event(&e).unwrap().unwrap();
+        assert!(r.host.len() <= MAX_NAME && r.host.chars().all(|c| c == 'é'));
+        assert_eq!(r.process_name, "");
     }
 
     #[test]

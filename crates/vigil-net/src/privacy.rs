@@ -53,15 +53,13 @@ impl IpPseudonyms {
         self.key.is_some()
     }
 
-    /// The pseudonym of `ip` (or `ip` itself without a key). Pseudonyms map to
-    /// themselves, so applying this twice is harmless.
+    /// The pseudonym of `ip` (or `ip` itself without a key). Every address is hashed,
+    /// including real ones that happen to lie in the pseudonym prefixes: callers apply
+    /// this once, to addresses as they arrive.
     pub fn apply(&self, ip: IpAddr) -> IpAddr {
         let Some(key) = &self.key else {
             return ip;
         };
-        if is_pseudonym(ip) {
-            return ip;
-        }
         let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
         match ip {
             IpAddr::V4(v4) => mac.update(&v4.octets()),
@@ -108,7 +106,9 @@ mod tests {
         assert!(!is_internal(p1) && is_pseudonym(p1));
         let p2 = a.apply(private);
         assert!(is_internal(p2) && is_pseudonym(p2));
-        assert_eq!(a.apply(p1), p1, "idempotent");
+        // A real address inside a pseudonym prefix is hashed too (no pass-through).
+        let real_ula: IpAddr = "fd76:6967::1".parse().unwrap();
+        assert_ne!(a.apply(real_ula), real_ula);
         assert!(!p1.to_string().contains("203"));
         // Without a key: unchanged.
         assert_eq!(IpPseudonyms::default().apply(public), public);

@@ -565,8 +565,21 @@ impl Knn {
 
     /// The distance to the k-th nearest reference and the nearest one's index.
     fn score(&self, p: &Point) -> (f64, usize) {
+        let (score, nearest) = self.search_within(p, self.k, self.cap);
+        (score, nearest.unwrap_or(0))
+    }
+
+    /// The nearest reference, searched without the cap (for explaining the clearest
+    /// anomalies, whose capped search found none).
+    fn nearest(&self, p: &Point) -> usize {
+        self.search_within(p, 1, f32::INFINITY).1.unwrap_or(0)
+    }
+
+    /// The distance to the `k`-th nearest reference within `cap` (or `cap`), and the
+    /// nearest reference found, if any.
+    fn search_within(&self, p: &Point, k: usize, cap: f32) -> (f64, Option<usize>) {
         let n = self.n_refs();
-        let k = self.k.min(n).max(1);
+        let k = k.min(n).max(1);
         let mut q: Vec<f32> = self.order.iter().map(|&d| p.u[d as usize]).collect();
         q.resize(padded(self.dims), 0.0);
         let mut best: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
@@ -582,20 +595,20 @@ impl Knn {
             })
             .collect();
         groups.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
-        let cap2 = self.cap * self.cap;
-        let mut bound = cap2;
+        let mut bound = cap * cap;
         for (cat, g) in groups {
             if cat > bound {
                 break;
             }
             self.search(&q, cat, g, k, &mut best, &mut bound);
         }
+        let nearest = best.first().map(|(_, r)| *r);
         if best.len() < k {
             // Fewer than k references within the cap.
-            return (f64::from(self.cap), best.first().map_or(0, |(_, r)| *r));
+            return (f64::from(cap), nearest);
         }
         let kth = best.last().map_or(0.0, |(d, _)| *d);
-        (f64::from(kth).sqrt(), best.first().map_or(0, |(_, r)| *r))
+        (f64::from(kth).sqrt(), nearest)
     }
 
     fn search(
@@ -1021,7 +1034,14 @@ impl NetModel {
     pub fn explain(&self, s: &Sample, top: usize) -> Result<(Scored, Vec<Reason>), ModelError> {
         self.pre.check(s)?;
         let p = self.pre.point(s);
-        let (raw, nearest) = self.raw_point(&p);
+        let (raw, mut nearest) = self.raw_point(&p);
+        if let Some(knn) = &self.knn
+            && raw >= f64::from(knn.cap)
+        {
+            // The capped search may have found no reference at all: explain against the
+            // true nearest one.
+            nearest = knn.nearest(&p);
+        }
         let scored = self.scored(raw);
         let schema = &self.pre.schema;
         let show = |x: f64| {
@@ -1255,6 +1275,44 @@ mod tests {
             };
             assert!(matches!(m.score(&short), Err(ModelError::Shape { .. })));
         }
+    }
+
+    /// Regression: past the cap the search finds no reference, and the reasons were
+    /// computed against reference 0; they must be against the true nearest one.
+    #[test]
+    fn clear_anomalies_are_explained_against_the_true_nearest() {
+        let m = NetModel::train(
+            &schema(),
+            &normal(600),
+            &ModelParams::default(),
+            TrainingInfo::default(),
+        )
+        .unwrap();
+        let knn = m.knn.as_ref().unwrap();
+        let odd = Sample {
+            numeric: vec![5e9, 40.0],
+            categorical: vec!["irc".into()],
+        };
+        let p = m.pre.point(&odd);
+        assert!(m.raw_point(&p).0 >= f64::from(knn.cap));
+        let mut q: Vec<f32> = knn.order.iter().map(|&d| p.u[d as usize]).collect();
+        q.resize(padded(knn.dims), 0.0);
+        let brute = (0..knn.n_refs())
+            .min_by(|&a, &b| {
+                let da =
+                    knn.cat_term(&p.cat, a) + sq_dist(&q, &knn.u[a * q.len()..(a + 1) * q.len()]);
+                let db =
+                    knn.cat_term(&p.cat, b) + sq_dist(&q, &knn.u[b * q.len()..(b + 1) * q.len()]);
+                da.total_cmp(&db)
+            })
+            .unwrap();
+        let found = knn.nearest(&p);
+        let d = |r: usize| {
+            knn.cat_term(&p.cat, r) + sq_dist(&q, &knn.u[r * q.len()..(r + 1) * q.len()])
+        };
+        assert!((d(found) - d(brute)).abs() < 1e-5, "{found} vs {brute}");
+        let (_, reasons) = m.explain(&odd, 3).unwrap();
+        assert!(!reasons.is_empty());
     }
 
     #[test]

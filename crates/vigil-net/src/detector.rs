@@ -8,7 +8,7 @@
 
 use crate::features::{BaselineLimits, Baselines, FEATURES};
 use crate::model::{
-    Method, ModelError, ModelParams, NetModel, NumericColumn, Reason, Sample, Schema, TrainingInfo,
+    ModelError, ModelParams, NetModel, NumericColumn, Reason, Sample, Schema, TrainingInfo,
 };
 use crate::privacy::IpPseudonyms;
 use crate::record::ConnectionRecord;
@@ -357,17 +357,13 @@ pub fn train(
             categorical: Vec::new(),
         })
         .collect();
-    let params = ModelParams {
-        method: params.method,
-        ..params.clone()
-    };
     let info = TrainingInfo {
         source: source.to_string(),
         from: records.first().map(|r| r.timestamp.to_rfc3339()),
         to: records.last().map(|r| r.timestamp.to_rfc3339()),
         ..TrainingInfo::default()
     };
-    let mut model = NetModel::train(&live_schema(), &samples, &params, info)?;
+    let mut model = NetModel::train(&live_schema(), &samples, params, info)?;
     model.baselines = Some(baselines);
     Ok(model)
 }
@@ -406,11 +402,6 @@ pub fn promote(
         None => true,
         Some(a) => (candidate_share - target_fpr).abs() <= (a - target_fpr).abs() + tolerance,
     }
-}
-
-/// The default method for live models.
-pub fn default_method() -> Method {
-    ModelParams::default().method
 }
 
 #[cfg(test)]

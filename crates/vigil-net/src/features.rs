@@ -10,7 +10,6 @@
 //! attention.
 
 use crate::record::{ConnectionRecord, Protocol, is_internal};
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -353,15 +352,11 @@ pub fn periodicity(intervals: &VecDeque<f64>) -> f32 {
     (1.0 - (var.sqrt() / mean)).clamp(0.0, 1.0) as f32
 }
 
-/// A feature vector's time, for windows (milliseconds since the epoch).
-pub fn millis(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::record::Direction;
+    use chrono::DateTime;
 
     fn rec(t: i64, process: &str, remote: &str, port: u16) -> ConnectionRecord {
         ConnectionRecord {

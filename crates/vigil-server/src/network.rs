@@ -611,8 +611,8 @@ impl NetService {
         })
     }
 
-    /// Rows stored so far (for the first automatic training).
-    async fn stored_rows(&self) -> u64 {
+    /// Connections stored so far.
+    pub async fn stored_rows(&self) -> u64 {
         self.store
             .connection_series(&ConnectionQuery::default(), 10 * 365 * 86_400)
             .await

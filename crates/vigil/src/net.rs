@@ -276,6 +276,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
                     // Import the records into the time series first, then train on them.
                     let rs = read_records(path)?;
                     let n = rs.len();
+                    let before = service.stored_rows().await;
                     let results = service
                         .analyze_batch(rs.into_iter().map(Ok).collect())
                         .await?;
@@ -283,8 +284,15 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
                     if failed > 0 {
                         bail!("{failed} of {n} records could not be imported");
                     }
-                    // Let the writer store them.
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    // The writer stores them behind the answers: wait until it has.
+                    let want = before + n as u64;
+                    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+                    while service.stored_rows().await < want {
+                        if std::time::Instant::now() > deadline {
+                            bail!("the imported records were not all stored within 60 s");
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
                 }
                 let spinner = ProgressBar::new_spinner();
                 spinner.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}")?);

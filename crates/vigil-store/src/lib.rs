@@ -8,6 +8,7 @@
 //! the following page. Lists are newest first.
 #![warn(missing_docs)]
 
+pub mod fsutil;
 mod records;
 mod sqlite;
 

@@ -2,6 +2,7 @@
 
 mod config;
 mod file;
+mod logs;
 mod net;
 mod script;
 mod send;
@@ -70,6 +71,11 @@ enum Command {
         #[command(subcommand)]
         command: net::NetCommand,
     },
+    /// The log engine: mine templates, train and run the log anomaly detectors.
+    Logs {
+        #[command(subcommand)]
+        command: logs::LogsCommand,
+    },
     /// Measure detectors on labelled data.
     Eval {
         #[command(subcommand)]
@@ -114,6 +120,8 @@ enum EvalCommand {
     /// The network detector on NSL-KDD files: AUC, detection rate, FPR, precision, F1,
     /// fit seconds, rows/s.
     Net(net::EvalNetArgs),
+    /// Drain's grouping accuracy on Loghub 2k sets, per system.
+    Parse(logs::EvalParseArgs),
 }
 
 #[derive(Subcommand)]
@@ -204,6 +212,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => runtime()?.block_on(send::send(args)),
         Command::Script { command } => script::run(command),
         Command::Scan(args) => file::scan(args),
+        Command::Logs { command } => logs::run(command),
         Command::File { command } => file::run(command),
         Command::Eval {
             command: EvalCommand::File(args),
@@ -211,6 +220,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Eval {
             command: EvalCommand::Net(args),
         } => net::eval(args),
+        Command::Eval {
+            command: EvalCommand::Parse(args),
+        } => logs::eval_parse(args),
         Command::Net {
             command: net::NetCommand::Train(args),
         } => net::train(args),

@@ -244,9 +244,8 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
                 &format!("file:{}", path.display()),
             )?;
             spinner.finish_and_clear();
-            let tmp = out.with_extension("tmp");
-            std::fs::write(&tmp, serde_json::to_vec(&model)?)?;
-            std::fs::rename(&tmp, out)?;
+            vigil_store::fsutil::write_atomic(out, &serde_json::to_vec(&model)?)
+                .with_context(|| format!("writing {}", out.display()))?;
             let summary = json!({
                 "out": out, "model_version": model.version, "method": model.params.method,
                 "training": model.training, "threshold": model.threshold,

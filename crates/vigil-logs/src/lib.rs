@@ -1,0 +1,17 @@
+//! Vigil's log engine (seed 004): from raw lines to log keys to anomalies.
+//!
+//! * [`format`]: header formats that cut a line into fields and the message.
+//! * [`mask`]: masking of variable tokens.
+//! * [`drain`]: the Drain template miner with stable ids and saved state.
+//! * [`keys`]: log-key sessions and the files they are stored in.
+//! * [`loghub`]: the Loghub 2k parsing benchmark (grouping accuracy).
+#![warn(missing_docs)]
+
+pub mod drain;
+pub mod format;
+pub mod keys;
+pub mod loghub;
+pub mod mask;
+
+pub use drain::{Drain, DrainConfig, Parsed};
+pub use format::LogFormat;

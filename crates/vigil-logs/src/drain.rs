@@ -16,6 +16,7 @@
 //! than a new cluster.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::{Deserialize, Serialize};
 
@@ -110,9 +111,38 @@ pub struct Parsed {
     pub changed: bool,
 }
 
+/// FxHash (rustc's hasher): the tree's keys are short tokens, hashed on every line, and
+/// not chosen by whoever could exploit collisions beyond the bounded children per node.
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let v = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+            self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+
+    fn write_usize(&mut self, v: usize) {
+        self.0 = (self.0.rotate_left(5) ^ v as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
 #[derive(Debug, Default)]
 struct Node {
-    children: HashMap<Box<str>, Node>,
+    children: FxMap<Box<str>, Node>,
     /// Indices into `Drain::clusters` (only at leaves).
     clusters: Vec<u32>,
 }
@@ -122,7 +152,7 @@ struct Node {
 pub struct Drain {
     config: DrainConfig,
     /// By token count.
-    roots: HashMap<usize, Node>,
+    roots: FxMap<usize, Node>,
     clusters: Vec<Cluster>,
     overflowed: u64,
     buf: String,
@@ -164,7 +194,7 @@ impl Drain {
         }
         Drain {
             config,
-            roots: HashMap::new(),
+            roots: FxMap::default(),
             clusters: Vec::new(),
             overflowed: 0,
             buf: String::new(),

@@ -2,16 +2,22 @@
 //!
 //! * [`format`]: header formats that cut a line into fields and the message.
 //! * [`mask`]: masking of variable tokens.
+//! * [`session`]: grouping keys into sessions by an identifier in the line.
+//! * [`syslog`]: RFC 5424 and RFC 3164 messages into ECS events.
+//! * [`detect`]: the log anomaly detectors (Isolation Forest, DeepLog) and their evaluation.
 //! * [`drain`]: the Drain template miner with stable ids and saved state.
 //! * [`keys`]: log-key sessions and the files they are stored in.
 //! * [`loghub`]: the Loghub 2k parsing benchmark (grouping accuracy).
 #![warn(missing_docs)]
 
+pub mod detect;
 pub mod drain;
 pub mod format;
 pub mod keys;
 pub mod loghub;
 pub mod mask;
+pub mod session;
+pub mod syslog;
 
 pub use drain::{Drain, DrainConfig, Parsed};
 pub use format::LogFormat;

@@ -28,6 +28,14 @@ pub fn mask_line(line: &str, out: &mut String) {
 
 /// Appends the masked form of one whitespace-free token to `out`.
 pub fn mask_token(token: &str, out: &mut String) {
+    // Fast path: every maskable form holds a digit or a slash; most tokens are words.
+    if !token
+        .bytes()
+        .any(|b| b.is_ascii_digit() || b == b'/' || b == b'\\')
+    {
+        out.push_str(token);
+        return;
+    }
     // Surrounding punctuation stays; the core is judged whole first.
     let core_start = token.find(|c: char| !is_wrapper(c)).unwrap_or(token.len());
     let core_end = token

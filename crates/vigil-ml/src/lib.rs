@@ -43,7 +43,7 @@ mod labels;
 mod matrix;
 pub mod metrics;
 mod order;
-mod rng;
+pub mod rng;
 
 pub use error::MlError;
 pub use forest::{ForestParams, MaxFeatures, RandomForest};

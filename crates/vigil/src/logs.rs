@@ -83,6 +83,10 @@ pub fn eval_parse(args: EvalParseArgs) -> Result<ExitCode> {
 pub enum LogsCommand {
     /// Mine templates from a log file with Drain and print them with their counts.
     Parse(ParseArgs),
+    /// Train a log anomaly model from a log file (or key sequences) and save it.
+    Train(TrainArgs),
+    /// Find anomalous sessions in a log file (or key sequences) with a saved model.
+    Detect(DetectArgs),
 }
 
 /// `vigil logs parse`.
@@ -114,6 +118,8 @@ pub struct ParseArgs {
 pub fn run(command: LogsCommand) -> Result<ExitCode> {
     match command {
         LogsCommand::Parse(args) => parse(args),
+        LogsCommand::Train(args) => train(args),
+        LogsCommand::Detect(args) => detect(args),
     }
 }
 
@@ -197,6 +203,505 @@ fn parse(args: ParseArgs) -> Result<ExitCode> {
     }
     for c in &clusters[..shown] {
         println!("{:>6} {:>10}  {}", c.id, c.count, c.template());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Which detector `vigil eval logs` and `vigil logs train` use.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModelArg {
+    /// DeepLog's next-key LSTM.
+    Deeplog,
+    /// LogBERT-style masked-key transformer (not built yet).
+    Logbert,
+    /// Isolation Forest over key counts.
+    Iforest,
+    /// DeepLog and the Isolation Forest together.
+    Ensemble,
+}
+
+/// `vigil eval logs`.
+#[derive(Args)]
+pub struct EvalLogsArgs {
+    /// Normal sessions to train on: one session a line, space-separated keys.
+    #[arg(long)]
+    train: PathBuf,
+    /// Labelled sessions to score: CSV `Sequence,label` (1 anomalous).
+    #[arg(long)]
+    labelled: PathBuf,
+    /// All-abnormal sessions to score (one a line), for recall.
+    #[arg(long)]
+    abnormal: Option<PathBuf>,
+    /// The detector.
+    #[arg(long, value_enum, default_value = "deeplog")]
+    model: ModelArg,
+    /// Ensemble policy.
+    #[arg(long, value_enum, default_value = "any")]
+    policy: PolicyArg,
+    /// DeepLog: keys of history (h).
+    #[arg(long)]
+    window: Option<usize>,
+    /// DeepLog: predictions a key must be among (g).
+    #[arg(long)]
+    top_g: Option<usize>,
+    /// DeepLog: probability a key must also reach among the predictions (0: pure top-g).
+    #[arg(long)]
+    min_probability: Option<f64>,
+    /// DeepLog: training epochs.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// DeepLog: do not predict the end of a session.
+    #[arg(long)]
+    no_end: bool,
+    /// DeepLog: windows whose predictions are cached when scoring (0: no cache).
+    #[arg(long)]
+    cache: Option<usize>,
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Scoring threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `--policy`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum PolicyArg {
+    /// Any member.
+    Any,
+    /// More than half of the members.
+    Majority,
+    /// Weighted mean of scores.
+    Weighted,
+}
+
+fn deeplog_params(args: &EvalLogsArgs) -> vigil_logs::detect::deeplog::DeepLogParams {
+    let d = vigil_logs::detect::deeplog::DeepLogParams::default();
+    vigil_logs::detect::deeplog::DeepLogParams {
+        window: args.window.unwrap_or(d.window),
+        top_g: args.top_g.unwrap_or(d.top_g),
+        min_probability: args.min_probability.unwrap_or(d.min_probability),
+        epochs: args.epochs.unwrap_or(d.epochs),
+        end_of_session: !args.no_end && d.end_of_session,
+        cache: args.cache.unwrap_or(d.cache),
+        seed: args.seed,
+        ..d
+    }
+}
+
+fn train_deeplog(
+    sessions: &[Vec<u32>],
+    params: &vigil_logs::detect::deeplog::DeepLogParams,
+    quiet: bool,
+) -> Result<vigil_logs::detect::deeplog::DeepLog> {
+    use indicatif::{ProgressBar, ProgressStyle};
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(params.epochs as u64)
+    };
+    bar.set_style(ProgressStyle::with_template(
+        "training DeepLog {bar:30} epoch {pos}/{len} {msg} ({elapsed})",
+    )?);
+    let model = vigil_logs::detect::deeplog::DeepLog::train(sessions, params, |epoch, loss| {
+        if epoch as u64 > bar.length().unwrap_or(0) {
+            bar.set_length(epoch as u64);
+        }
+        bar.set_position(epoch as u64);
+        bar.set_message(format!("loss {loss:.4}"));
+    })?;
+    bar.finish_and_clear();
+    Ok(model)
+}
+
+pub fn eval_logs(args: EvalLogsArgs) -> Result<ExitCode> {
+    use vigil_logs::detect::iforest::{IForestDetector, IForestParams};
+    use vigil_logs::detect::{Ensemble, Policy, SessionDetector, eval};
+    use vigil_logs::keys;
+    if args.model == ModelArg::Logbert {
+        bail!(
+            "the LogBERT detector is not built yet in this version of Vigil; use --model \
+             deeplog, iforest or ensemble"
+        );
+    }
+    let train: Vec<Vec<u32>> = keys::read_sequences(&args.train, Some(false))?
+        .into_iter()
+        .map(|s| s.keys)
+        .collect();
+    let labelled = keys::read_labelled(&args.labelled)?;
+    let abnormal = match &args.abnormal {
+        Some(p) => keys::read_sequences(p, Some(true))?,
+        None => Vec::new(),
+    };
+    let quiet = args.json;
+    let start = std::time::Instant::now();
+    let mut params = json!({});
+    let detector: Box<dyn SessionDetector> = match args.model {
+        ModelArg::Deeplog => {
+            let p = deeplog_params(&args);
+            let model = train_deeplog(&train, &p, quiet)?;
+            params = json!({"deeplog": p, "deeplog_training": model.training()});
+            Box::new(model)
+        }
+        ModelArg::Iforest => {
+            let p = IForestParams {
+                seed: args.seed,
+                ..IForestParams::default()
+            };
+            params = json!({"iforest": p});
+            Box::new(IForestDetector::train(&train, &p)?)
+        }
+        ModelArg::Ensemble => {
+            let dp = deeplog_params(&args);
+            let ip = IForestParams {
+                seed: args.seed,
+                ..IForestParams::default()
+            };
+            let deeplog = train_deeplog(&train, &dp, quiet)?;
+            params = json!({"deeplog": dp, "deeplog_training": deeplog.training(), "iforest": ip});
+            let policy = match args.policy {
+                PolicyArg::Any => Policy::Any,
+                PolicyArg::Majority => Policy::Majority,
+                PolicyArg::Weighted => Policy::Weighted,
+            };
+            params["policy"] = json!(policy);
+            Box::new(Ensemble {
+                members: vec![
+                    (Box::new(deeplog), 1.0),
+                    (Box::new(IForestDetector::train(&train, &ip)?), 1.0),
+                ],
+                policy,
+            })
+        }
+        ModelArg::Logbert => unreachable!("refused above"),
+    };
+    let train_seconds = start.elapsed().as_secs_f64();
+    let e = eval::evaluate(
+        detector.as_ref(),
+        train_seconds,
+        &labelled,
+        &abnormal,
+        args.threads,
+    );
+    if args.json {
+        let mut v = serde_json::to_value(&e)?;
+        v["train_sessions"] = json!(train.len());
+        v["params"] = params;
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("model                   {}", e.model);
+    for (k, v) in [
+        ("precision", e.precision),
+        ("recall", e.recall),
+        ("f1", e.f1),
+        ("fpr", e.fpr),
+    ] {
+        println!("{k:<24}{v:.4}");
+    }
+    if let Some(r) = e.abnormal_recall {
+        println!(
+            "{:<24}{r:.4} ({} sessions)",
+            "abnormal_recall", e.abnormal_sessions
+        );
+    }
+    println!("{:<24}{:.2}", "train_seconds", e.train_seconds);
+    println!(
+        "{:<24}{:.0} ({} threads)",
+        "sessions_per_second", e.sessions_per_second, e.threads
+    );
+    println!(
+        "{:<24}{} normal train; labelled {} normal, {} abnormal",
+        "sessions",
+        train.len(),
+        e.labelled.0,
+        e.labelled.1
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where sessions come from, for `vigil logs train` and `vigil logs detect`.
+#[derive(Args)]
+pub struct SessionSource {
+    /// A raw log file: lines are cut by --format, mined by Drain and grouped into sessions
+    /// by --session.
+    #[arg(long, conflicts_with = "sequences")]
+    logs: Option<PathBuf>,
+    /// Key sequences instead: one session a line, space-separated keys.
+    #[arg(long)]
+    sequences: Option<PathBuf>,
+    /// Header format of --logs (default: the whole line is the message).
+    #[arg(long)]
+    format: Option<String>,
+    /// Pattern of the session identifier in a line (the first capture group, or the whole
+    /// match).
+    #[arg(long, default_value = r"(blk_-?\d+)")]
+    session: String,
+}
+
+/// `vigil logs train`.
+#[derive(Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    source: SessionSource,
+    /// The detector.
+    #[arg(long, value_enum, default_value = "deeplog")]
+    model: ModelArg,
+    /// DeepLog training epochs.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// DeepLog: predictions a key must be among (g).
+    #[arg(long)]
+    top_g: Option<usize>,
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Model file to write; an existing one is kept as `<file>.v<N>` and the new one gets
+    /// version N + 1.
+    #[arg(long, default_value = "vigil-logs-model.json")]
+    out: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `vigil logs detect`.
+#[derive(Args)]
+pub struct DetectArgs {
+    #[command(flatten)]
+    source: SessionSource,
+    /// Model file written by `vigil logs train`.
+    #[arg(long, default_value = "vigil-logs-model.json")]
+    model: PathBuf,
+    /// Print every session, not only anomalous ones.
+    #[arg(long)]
+    all: bool,
+    /// Print NDJSON (one session a line) instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+const BUNDLE_FORMAT: u32 = 1;
+
+/// Reads sessions; with a Drain state to extend (training) or to look up (detection).
+fn read_sessions(
+    source: &SessionSource,
+    drain: &mut Option<vigil_logs::Drain>,
+    learn: bool,
+) -> Result<Vec<(String, Vec<u32>)>> {
+    use vigil_logs::{LogFormat, session::Sessionizer};
+    if let Some(p) = &source.sequences {
+        return Ok(vigil_logs::keys::read_sequences(p, None)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| (format!("line {}", i + 1), s.keys))
+            .collect());
+    }
+    let Some(path) = &source.logs else {
+        bail!("give --logs FILE (raw log lines) or --sequences FILE (key sequences)");
+    };
+    let format = source.format.as_deref().map(LogFormat::new).transpose()?;
+    let text = String::from_utf8_lossy(
+        &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+    )
+    .into_owned();
+    let mut sessions = Sessionizer::new(&source.session, 1_000_000, 100_000)
+        .with_context(|| format!("--session {:?} is not a valid pattern", source.session))?;
+    let drain = drain.get_or_insert_with(|| vigil_logs::Drain::new(Default::default()));
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let message = match &format {
+            Some(f) => f.split(line).map_or(line, |h| h.content),
+            None => line,
+        };
+        // Detection: a line that matches no template is an unseen key (u32::MAX).
+        let key = if learn {
+            drain.parse(message).id
+        } else {
+            drain.lookup(message).unwrap_or(u32::MAX)
+        };
+        out.extend(sessions.push(line, key));
+    }
+    out.extend(sessions.finish());
+    Ok(out)
+}
+
+fn train(args: TrainArgs) -> Result<ExitCode> {
+    use vigil_logs::detect::iforest::{IForestDetector, IForestParams};
+    let mut drain = None;
+    let sessions = read_sessions(&args.source, &mut drain, true)?;
+    let keys: Vec<Vec<u32>> = sessions.into_iter().map(|(_, k)| k).collect();
+    if keys.is_empty() {
+        bail!("no sessions found: check --session (a pattern of the identifier that groups lines)");
+    }
+    let mut detectors = serde_json::Map::new();
+    let d = vigil_logs::detect::deeplog::DeepLogParams::default();
+    let deeplog_params = vigil_logs::detect::deeplog::DeepLogParams {
+        epochs: args.epochs.unwrap_or(d.epochs),
+        top_g: args.top_g.unwrap_or(d.top_g),
+        seed: args.seed,
+        ..d
+    };
+    if matches!(args.model, ModelArg::Deeplog | ModelArg::Ensemble) {
+        let model = train_deeplog(&keys, &deeplog_params, args.json)?;
+        detectors.insert("deeplog".into(), serde_json::from_slice(&model.to_json())?);
+    }
+    if matches!(args.model, ModelArg::Iforest | ModelArg::Ensemble) {
+        let p = IForestParams {
+            seed: args.seed,
+            ..Default::default()
+        };
+        detectors.insert(
+            "iforest".into(),
+            serde_json::to_value(IForestDetector::train(&keys, &p)?)?,
+        );
+    }
+    if args.model == ModelArg::Logbert {
+        bail!("the LogBERT detector is not built yet; use --model deeplog, iforest or ensemble");
+    }
+    let previous = std::fs::read(&args.out)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["version"].as_u64());
+    if let Some(v) = previous {
+        let kept = PathBuf::from(format!("{}.v{v}", args.out.display()));
+        std::fs::rename(&args.out, &kept)
+            .with_context(|| format!("keeping the previous model as {}", kept.display()))?;
+    }
+    let version = previous.unwrap_or(0) + 1;
+    let bundle = json!({
+        "format": BUNDLE_FORMAT,
+        "version": version,
+        "created": chrono::Utc::now().to_rfc3339(),
+        "header_format": args.source.format,
+        "session_pattern": args.source.session,
+        "drain": drain.map(|d| serde_json::from_slice::<serde_json::Value>(&d.save())).transpose()?,
+        "detectors": detectors,
+    });
+    vigil_store::fsutil::write_atomic(&args.out, &serde_json::to_vec(&bundle)?)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    let summary = json!({"out": args.out, "version": version, "sessions": keys.len(),
+        "detectors": bundle["detectors"].as_object().map(|o| o.keys().cloned().collect::<Vec<_>>())});
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!(
+            "trained on {} sessions; model version {version} written to {}",
+            keys.len(),
+            args.out.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn detect(args: DetectArgs) -> Result<ExitCode> {
+    use vigil_logs::detect::iforest::IForestDetector;
+    use vigil_logs::detect::{Ensemble, Policy, Reason, SessionDetector};
+    let bytes = std::fs::read(&args.model).with_context(|| {
+        format!(
+            "reading {} (train one with `vigil logs train`)",
+            args.model.display()
+        )
+    })?;
+    let bundle: serde_json::Value = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not a Vigil log model", args.model.display()))?;
+    if bundle["format"].as_u64() != Some(u64::from(BUNDLE_FORMAT)) {
+        bail!(
+            "{} is not a Vigil log model of format {BUNDLE_FORMAT}",
+            args.model.display()
+        );
+    }
+    let mut drain = match &bundle["drain"] {
+        serde_json::Value::Null => None,
+        v => Some(vigil_logs::Drain::restore(&serde_json::to_vec(v)?)?),
+    };
+    if args.source.logs.is_some() && drain.is_none() {
+        bail!("this model was trained on key sequences; detect with --sequences");
+    }
+    let mut members: Vec<(Box<dyn SessionDetector>, f64)> = Vec::new();
+    if let Some(v) = bundle["detectors"].get("deeplog") {
+        members.push((
+            Box::new(vigil_logs::detect::deeplog::DeepLog::from_json(
+                &serde_json::to_vec(v)?,
+            )?),
+            1.0,
+        ));
+    }
+    if let Some(v) = bundle["detectors"].get("iforest") {
+        let d: IForestDetector = serde_json::from_value(v.clone())?;
+        members.push((Box::new(d.loaded()?), 1.0));
+    }
+    if members.is_empty() {
+        bail!("{} holds no detector", args.model.display());
+    }
+    let detector: Box<dyn SessionDetector> = if members.len() == 1 {
+        members.pop().expect("one member").0
+    } else {
+        Box::new(Ensemble {
+            members,
+            policy: Policy::Any,
+        })
+    };
+    let sessions = read_sessions(&args.source, &mut drain, false)?;
+    let template = |key: u32| -> Option<String> {
+        drain
+            .as_ref()
+            .and_then(|d| d.cluster(key))
+            .map(|c| c.template())
+    };
+    let mut anomalies = 0usize;
+    for (id, keys) in &sessions {
+        let v = detector.judge(keys);
+        anomalies += usize::from(v.anomalous);
+        if !v.anomalous && !args.all {
+            continue;
+        }
+        let explanation = match &v.reason {
+            Some(Reason::UnseenKey { position, key }) => match template(*key) {
+                Some(t) => {
+                    format!("key {key} at position {position} was never seen in training: {t}")
+                }
+                None => format!("line {position} of the session matches no known template"),
+            },
+            Some(Reason::Unexpected {
+                position,
+                key,
+                expected,
+                ..
+            }) => format!(
+                "key {key} ({}) at position {position} was not among the expected {}",
+                template(*key).unwrap_or_default(),
+                expected
+                    .iter()
+                    .map(|e| e.map_or("end".to_string(), |k| k.to_string()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Some(Reason::UnexpectedEnd { length, .. }) => {
+                format!("the session ended unexpectedly after {length} keys")
+            }
+            Some(Reason::Outlier { keys }) => format!("unusual counts of keys {keys:?}"),
+            None => String::new(),
+        };
+        if args.json {
+            println!(
+                "{}",
+                json!({"session": id, "keys": keys.len(), "anomalous": v.anomalous,
+                "score": v.score, "reason": v.reason, "explanation": explanation})
+            );
+        } else {
+            println!(
+                "{id}: {} (score {:.2}) {explanation}",
+                if v.anomalous { "ANOMALOUS" } else { "normal" },
+                v.score
+            );
+        }
+    }
+    if !args.json {
+        println!("{anomalies} of {} sessions anomalous", sessions.len());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -122,6 +122,9 @@ enum EvalCommand {
     Net(net::EvalNetArgs),
     /// Drain's grouping accuracy on Loghub 2k sets, per system.
     Parse(logs::EvalParseArgs),
+    /// Log-key anomaly detectors on key-sequence files: precision, recall, F1, FPR,
+    /// training seconds, sessions/s.
+    Logs(logs::EvalLogsArgs),
 }
 
 #[derive(Subcommand)]
@@ -223,6 +226,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Eval {
             command: EvalCommand::Parse(args),
         } => logs::eval_parse(args),
+        Command::Eval {
+            command: EvalCommand::Logs(args),
+        } => logs::eval_logs(args),
         Command::Net {
             command: net::NetCommand::Train(args),
         } => net::train(args),

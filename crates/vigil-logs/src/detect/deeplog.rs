@@ -70,7 +70,7 @@ impl Default for DeepLogParams {
         DeepLogParams {
             window: 10,
             top_g: 9,
-            min_probability: 0.0,
+            min_probability: 0.001,
             hidden: 64,
             layers: 2,
             embedding: 16,
@@ -706,12 +706,8 @@ impl SessionDetector for DeepLog {
     }
 
     fn judge(&self, session: &[u32]) -> Verdict {
-        if let Some(reason) = self.vocab.first_unseen(session) {
-            return Verdict {
-                anomalous: true,
-                score: 2.0,
-                reason: Some(reason),
-            };
+        if let Some(verdict) = self.vocab.unseen_verdict(session) {
+            return verdict;
         }
         let h = self.params.window;
         let g = self.params.top_g;

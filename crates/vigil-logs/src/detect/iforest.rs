@@ -174,12 +174,8 @@ impl SessionDetector for IForestDetector {
     }
 
     fn judge(&self, session: &[u32]) -> Verdict {
-        if let Some(reason) = self.vocab.first_unseen(session) {
-            return Verdict {
-                anomalous: true,
-                score: 2.0,
-                reason: Some(reason),
-            };
+        if let Some(verdict) = self.vocab.unseen_verdict(session) {
+            return verdict;
         }
         let mut row = Vec::new();
         features(&self.vocab, session, &mut row);

@@ -142,6 +142,18 @@ impl Vocab {
     }
 }
 
+impl Vocab {
+    /// The verdict on a session holding a key never seen in training (anomalous, at the
+    /// highest score), or `None` when every key is known.
+    pub fn unseen_verdict(&self, session: &[u32]) -> Option<Verdict> {
+        self.first_unseen(session).map(|reason| Verdict {
+            anomalous: true,
+            score: 2.0,
+            reason: Some(reason),
+        })
+    }
+}
+
 /// A detector that cannot be trained or used.
 #[derive(Debug, thiserror::Error)]
 pub enum DetectError {

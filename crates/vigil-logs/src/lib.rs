@@ -4,6 +4,7 @@
 //! * [`mask`]: masking of variable tokens.
 //! * [`session`]: grouping keys into sessions by an identifier in the line.
 //! * [`syslog`]: RFC 5424 and RFC 3164 messages into ECS events.
+//! * [`tail`]: following log files through rotation, with offsets that survive restarts.
 //! * [`detect`]: the log anomaly detectors (Isolation Forest, DeepLog) and their evaluation.
 //! * [`drain`]: the Drain template miner with stable ids and saved state.
 //! * [`keys`]: log-key sessions and the files they are stored in.
@@ -18,6 +19,7 @@ pub mod loghub;
 pub mod mask;
 pub mod session;
 pub mod syslog;
+pub mod tail;
 
 pub use drain::{Drain, DrainConfig, Parsed};
 pub use format::LogFormat;

@@ -7,6 +7,7 @@
 //! * [`tail`]: following log files through rotation, with offsets that survive restarts.
 //! * [`detect`]: the log anomaly detectors (Isolation Forest, DeepLog) and their evaluation.
 //! * [`drain`]: the Drain template miner with stable ids and saved state.
+//! * [`sample`]: sample logs with injected attacks and failures, and their labels.
 //! * [`keys`]: log-key sessions and the files they are stored in.
 //! * [`loghub`]: the Loghub 2k parsing benchmark (grouping accuracy).
 #![warn(missing_docs)]
@@ -17,6 +18,7 @@ pub mod format;
 pub mod keys;
 pub mod loghub;
 pub mod mask;
+pub mod sample;
 pub mod session;
 pub mod syslog;
 pub mod tail;

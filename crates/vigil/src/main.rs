@@ -76,6 +76,9 @@ enum Command {
         #[command(subcommand)]
         command: logs::LogsCommand,
     },
+    /// Write sample logs (sshd, web access, kernel, HDFS-like) with injected attacks and
+    /// failures, and their ground truth.
+    GenLogs(logs::GenLogsArgs),
     /// Measure detectors on labelled data.
     Eval {
         #[command(subcommand)]
@@ -216,6 +219,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Script { command } => script::run(command),
         Command::Scan(args) => file::scan(args),
         Command::Logs { command } => logs::run(command),
+        Command::GenLogs(args) => logs::gen_logs(args),
         Command::File { command } => file::run(command),
         Command::Eval {
             command: EvalCommand::File(args),

@@ -1017,3 +1017,83 @@ fn logs_train_and_detect_from_a_raw_log() {
         .clone();
     assert!(String::from_utf8_lossy(&err).contains("vigil logs train"));
 }
+
+#[test]
+fn gen_logs_feeds_train_and_detect() {
+    let dir = tempfile::tempdir().unwrap();
+    let normal = dir.path().join("normal");
+    let mixed = dir.path().join("mixed");
+    let v = json_stdout(
+        vigil()
+            .args([
+                "gen-logs",
+                "--json",
+                "--lines",
+                "3000",
+                "--anomaly-rate",
+                "0",
+                "--out",
+            ])
+            .arg(&normal),
+    );
+    assert_eq!(v["files"].as_array().unwrap().len(), 4);
+    vigil()
+        .args([
+            "gen-logs",
+            "--lines",
+            "3000",
+            "--anomaly-rate",
+            "0.05",
+            "--seed",
+            "9",
+            "--out",
+        ])
+        .arg(&mixed)
+        .assert()
+        .success();
+    let labels = std::fs::read_to_string(mixed.join("labels.csv")).unwrap();
+    let failed: std::collections::HashSet<String> = labels
+        .lines()
+        .filter(|l| l.starts_with("hdfs.log,") && l.contains(",1,"))
+        .filter_map(|l| l.rsplit(':').next().map(str::to_string))
+        .collect();
+    assert!(!failed.is_empty());
+    let model = dir.path().join("m.json");
+    let fmt = "<Date> <Time> <Pid> <Level> <Component>: <Content>";
+    vigil()
+        .args([
+            "logs", "train", "--model", "deeplog", "--epochs", "5", "--format", fmt, "--logs",
+        ])
+        .arg(normal.join("hdfs.log"))
+        .arg("--out")
+        .arg(&model)
+        .assert()
+        .success();
+    let out = vigil()
+        .args(["logs", "detect", "--json", "--format", fmt, "--logs"])
+        .arg(mixed.join("hdfs.log"))
+        .arg("--model")
+        .arg(&model)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let flagged: std::collections::HashSet<String> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["session"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    // Every failed block is found, and nothing else.
+    assert_eq!(flagged, failed);
+    vigil()
+        .args(["gen-logs", "--anomaly-rate", "2", "--out"])
+        .arg(dir.path())
+        .assert()
+        .failure();
+}

@@ -6,10 +6,14 @@
 # The protocol of ../shared/data/README.md ("Evaluation protocol for the log-key detectors"):
 # train on hdfs_train only, score hdfs_labelled_valid.csv and hdfs_test_abnormal. Both sides
 # use h = 10, g = 9, embedding 16, 2 LSTM layers of 64, Adam lr 0.003, 256 distinct examples
-# a batch, EPOCHS epochs (default 60), END-of-session class, deduplicated weighted examples.
+# a batch, EPOCHS epochs (default 60), END-of-session class, deduplicated weighted examples;
+# the PyTorch side takes min_probability and min_steps from Vigil's JSON (0 when this vigil
+# has none: the pure top-g rule), and the report checks that the other parameters agree.
 # Vigil runs twice, with its per-window prediction cache (the default) and with `--cache 0`;
 # PyTorch scores every window in batches of 4,096 under inference_mode. Each run trains its
 # own model. Prints a Markdown table for docs/benchmarks.md.
+# Run it on an otherwise idle machine: with a cargo build alongside on 2 cores, PyTorch's
+# training (OpenMP threads) took 6-7x as long (24 s idle, 150-170 s loaded).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-../shared/data/hdfs-deeplog}
@@ -50,7 +54,12 @@ if grep -q -- '--cache' <<< "$HELP"; then
 else
   echo "deeplog_bench.sh: 'vigil eval logs' has no --cache; Vigil runs with its default only." >&2
 fi
-"$PY" bench/deeplog_torch.py "${COMMON[@]}" > "$WORK/torch.json"
+read -r MIN_PROBABILITY MIN_STEPS < <("$PY" -c '
+import json, sys
+p = json.load(open(sys.argv[1]))["params"]["deeplog"]
+print(p.get("min_probability", 0), p.get("min_steps", 0))' "$WORK/vigil.json")
+"$PY" bench/deeplog_torch.py "${COMMON[@]}" --min-probability "$MIN_PROBABILITY" \
+  --min-steps "$MIN_STEPS" > "$WORK/torch.json"
 
 "$PY" - "$WORK" "$EPOCHS" "$(date -u +%Y-%m-%d)" "$(nproc)" <<'PY'
 import json, os, sys
@@ -58,11 +67,15 @@ work, epochs, date, cores = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv
 load = lambda name: json.load(open(f"{work}/{name}.json"))
 vigil, torch = load("vigil"), load("torch")
 nocache = load("vigil-nocache") if os.path.exists(f"{work}/vigil-nocache.json") else None
-tt = torch["params"]["deeplog_training"]
-for v in (vigil, nocache):  # both sides must have read the same sessions
+tt, tp = torch["params"]["deeplog_training"], torch["params"]["deeplog"]
+for v in (vigil, nocache):  # same sessions, same hyper-parameters
     if v is None:
         continue
-    vt = v["params"]["deeplog_training"]
+    vt, vp = v["params"]["deeplog_training"], v["params"]["deeplog"]
+    for k in ("window", "top_g", "min_probability", "hidden", "layers", "embedding", "batch",
+              "min_steps", "learning_rate", "end_of_session"):
+        if k in vp:
+            assert vp[k] == tp[k], f"{k}: vigil {vp[k]}, PyTorch {tp[k]}"
     assert vt["distinct_examples"] == tt["distinct_examples"], \
         f"vigil trained on {vt['distinct_examples']} distinct examples, PyTorch {tt['distinct_examples']}"
     for k in ("labelled", "abnormal_sessions", "train_sessions"):
@@ -73,8 +86,10 @@ n, a = torch["labelled"]
 print(f"HDFS (DeepLog data): trained on {torch['train_sessions']:,} normal sessions "
       f"({tt['distinct_examples']:,} distinct (window, next key) examples), scored "
       f"{n + a:,} labelled ({a:,} abnormal) + {torch['abnormal_sessions']:,} abnormal sessions; "
-      f"h 10, g 9, 2x64 LSTM, embedding 16, Adam lr 0.003, batch 256, {epochs} epochs; "
-      f"{date}, nproc {cores}:\n")
+      f"h {tp['window']}, g {tp['top_g']}, min probability {tp['min_probability']}, "
+      f"{tp['layers']}x{tp['hidden']} LSTM, embedding {tp['embedding']}, Adam lr "
+      f"{tp['learning_rate']}, batch {tp['batch']}, {epochs} epochs (at least "
+      f"{tp['min_steps']} steps); {date}, nproc {cores}:\n")
 print("| implementation | epochs | train s | final loss | sessions/s | threads | P | R | F1 | FPR | abnormal recall |")
 print("|---|---|---|---|---|---|---|---|---|---|---|")
 rows = [(f"Vigil DeepLog (Rust, candle training{', window cache' if nocache else ''})", vigil)]
@@ -83,7 +98,7 @@ if nocache:
 rows.append((f"PyTorch {torch['torch_version']}, batches of 4,096 windows", torch))
 for name, r in rows:
     t = r["params"]["deeplog_training"]
-    print(f"| {name} | {epochs} | {r['train_seconds']:.1f} | {t['final_loss']:.4f} | "
+    print(f"| {name} | {t.get('epochs', epochs)} | {r['train_seconds']:.1f} | {t['final_loss']:.4f} | "
           f"{r['sessions_per_second']:,.0f} | {r['threads']} | {r['precision']:.4f} | "
           f"{r['recall']:.4f} | {r['f1']:.4f} | {r['fpr']:.4f} | {r['abnormal_recall']:.4f} |")
 print(f"\nPyTorch scored {torch['scoring_windows']:,} windows ({torch['distinct_windows']:,} distinct) "

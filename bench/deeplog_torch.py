@@ -1,7 +1,8 @@
 """DeepLog in PyTorch, the baseline for Vigil's DeepLog (`vigil eval logs --model deeplog`).
 
-    deeplog_torch.py --train F --labelled F.csv --abnormal F [--epochs 60] [--threads N]
-                     [--seed 0] [--json]
+    deeplog_torch.py --train F --labelled F.csv --abnormal F [--epochs 60]
+                     [--min-probability 0.001] [--min-steps 500] [--threads N] [--seed 0]
+                     [--json]
 
 The same model, data preparation, training objective and detection rule as
 crates/vigil-logs/src/detect/deeplog.rs, with the same hyper-parameters, so that the two can
@@ -18,11 +19,14 @@ be compared in one run (bench/deeplog_bench.sh):
   last step -> Linear(64, n + 2). PyTorch's default initialisation (embedding N(0, 1), LSTM
   and linear U(-1/8, 1/8) as 1/sqrt(64) = 1/8) is the scheme Vigil copies; the draws differ.
 - training: AdamW with weight decay 0 (= Adam), lr 0.003, minibatches of 256 distinct
-  examples, 60 epochs, shuffled every epoch; torch.manual_seed(seed).
+  examples, 60 epochs (or more, to make at least min_steps = 500 optimiser steps), shuffled
+  every epoch; torch.manual_seed(seed).
 - detection: a session with a key never seen in training is anomalous. Otherwise every
-  position (and END after the last key) is predicted from the h tokens before it; when the
-  actual class is not among the g = 9 highest logits (class 0 excluded), the session is
-  anomalous.
+  position (and END after the last key) is predicted from the h tokens before it; the
+  actual class counts as predicted when it is among the g = 9 highest logits (class 0
+  excluded) and its probability (softmax over the classes but 0) is at least
+  min_probability = 0.001 (0: the paper's pure top-g rule). One class not predicted makes
+  the session anomalous.
 
 Scoring is done the natural way for PyTorch: the windows of all sessions are collected and
 run through the model in batches of 4,096 under torch.inference_mode(), then topk. Every
@@ -41,6 +45,7 @@ abnormal_recall, train_seconds, sessions_per_second, threads, params, ...) plus
 """
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -55,6 +60,8 @@ HIDDEN = 64
 LAYERS = 2
 BATCH = 256
 LEARNING_RATE = 0.003
+MIN_PROBABILITY = 0.001
+MIN_STEPS = 500
 SCORE_BATCH = 4096
 PAD = 0
 
@@ -104,20 +111,24 @@ class DeepLogNet(nn.Module):
 class DeepLog:
     """Vocabulary + trained network + the detection rule."""
 
-    def __init__(self, keys, net):
+    def __init__(self, keys, net, min_probability):
         self.index = {k: i + 1 for i, k in enumerate(keys)}  # key -> token 1..n
         self.end = len(keys) + 1
         self.net = net
+        self.min_probability = min_probability
 
-    def top_g(self, windows):
-        """The TOP_G best classes (PAD excluded) of each window, batched."""
+    def predicted(self, windows, targets):
+        """Whether each window's target is predicted: among its TOP_G best classes (PAD
+        excluded) with at least min_probability. Batched."""
         self.net.eval()
         out = []
         with torch.inference_mode():
-            for x in torch.split(windows, SCORE_BATCH):
+            for x, y in zip(torch.split(windows, SCORE_BATCH), torch.split(targets, SCORE_BATCH)):
                 logits = self.net(x)
                 logits[:, PAD] = float("-inf")
-                out.append(logits.topk(min(TOP_G, logits.shape[1] - 1), dim=1).indices)
+                top = logits.topk(min(TOP_G, logits.shape[1] - 1), dim=1)
+                prob = (top.values - logits.logsumexp(dim=1, keepdim=True)).exp()
+                out.append(((top.indices == y[:, None]) & (prob >= self.min_probability)).any(dim=1))
         return torch.cat(out)
 
     def windows(self, sessions):
@@ -151,19 +162,22 @@ class DeepLog:
         if not known:
             return verdicts, 0
         windows, targets, owner = self.windows(known)
-        top = self.top_g(windows)
-        miss = ~(top == targets[:, None]).any(dim=1)
+        miss = ~self.predicted(windows, targets)
         missed = torch.zeros(len(known), dtype=torch.long).index_add_(0, owner, miss.long())
         verdicts[torch.tensor(where)] = missed > 0
         return verdicts, len(windows)
 
 
-def train(sessions, epochs, seed, progress=None):
-    """Trains DeepLog on normal sessions; returns (model, training info)."""
+def train(sessions, epochs, seed, min_probability=MIN_PROBABILITY, min_steps=MIN_STEPS,
+          progress=None):
+    """Trains DeepLog on normal sessions for `epochs` epochs (more if needed to make
+    `min_steps` optimiser steps); returns (model, training info)."""
     start = time.perf_counter()
     torch.manual_seed(seed)
     keys = sorted({k for s in sessions for k in s})
-    model = DeepLog(keys, None)
+    if not keys or len(sessions) < 2:
+        sys.exit(f"{len(sessions)} sessions with {len(keys)} distinct keys: nothing to learn from")
+    model = DeepLog(keys, None, min_probability)
     counts = {}
     examples = 0
     for s in sessions:
@@ -182,8 +196,10 @@ def train(sessions, epochs, seed, progress=None):
     model.net = net
     opt = torch.optim.AdamW(net.parameters(), lr=LEARNING_RATE, weight_decay=0.0)
     final_loss = float("nan")
-    net.train()
+    steps_per_epoch = math.ceil(len(distinct) / BATCH)
+    epochs = max(epochs, math.ceil(min_steps / steps_per_epoch))
     for epoch in range(epochs):
+        net.train()
         order = torch.randperm(len(distinct))
         loss_sum = weight_sum = 0.0
         for batch in torch.split(order, BATCH):
@@ -200,16 +216,21 @@ def train(sessions, epochs, seed, progress=None):
         if progress:
             progress(epoch + 1, final_loss)
 
-    within = (model.top_g(xs) == ys[:, None]).any(dim=1)
+    within = model.predicted(xs, ys)
     info = {
         "sessions": len(sessions),
         "examples": examples,
         "distinct_examples": len(distinct),
+        "epochs": epochs,
         "final_loss": final_loss,
         "train_top_g_accuracy": float((ws * within).sum() / ws.sum()),
         "seconds": time.perf_counter() - start,
     }
     return model, info
+
+
+def ratio(a, b):
+    return a / b if b else 0.0
 
 
 def main():
@@ -218,6 +239,10 @@ def main():
     ap.add_argument("--labelled", required=True, help="CSV Sequence,label (1 anomalous)")
     ap.add_argument("--abnormal", required=True, help="all-abnormal sessions, one a line")
     ap.add_argument("--epochs", type=int, default=60)
+    ap.add_argument("--min-probability", type=float, default=MIN_PROBABILITY,
+                    help="probability a predicted class must also reach (0: pure top-g)")
+    ap.add_argument("--min-steps", type=int, default=MIN_STEPS,
+                    help="fewest optimiser steps (more epochs than asked if needed)")
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
                     help="torch.set_num_threads (default: the cores this process may use)")
     ap.add_argument("--seed", type=int, default=0)
@@ -231,9 +256,10 @@ def main():
 
     def progress(epoch, loss):
         if not args.json:
-            print(f"\repoch {epoch}/{args.epochs} loss {loss:.4f}", end="", file=sys.stderr)
+            print(f"\repoch {epoch} loss {loss:.4f}", end="", file=sys.stderr)
 
-    model, info = train(train_sessions, args.epochs, args.seed, progress)
+    model, info = train(train_sessions, args.epochs, args.seed, args.min_probability,
+                        args.min_steps, progress)
     if not args.json:
         print(file=sys.stderr)
 
@@ -251,7 +277,6 @@ def main():
     y = torch.tensor(labels, dtype=torch.bool)
     tp, fp = int((lab & y).sum()), int((lab & ~y).sum())
     fn, tn = int((~lab & y).sum()), int((~lab & ~y).sum())
-    ratio = lambda a, b: a / b if b else 0.0  # noqa: E731
     precision, recall = ratio(tp, tp + fp), ratio(tp, tp + fn)
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     result = {
@@ -272,8 +297,10 @@ def main():
         "distinct_windows": distinct_windows,
         "torch_version": torch.__version__,
         "params": {
-            "deeplog": {"window": WINDOW, "top_g": TOP_G, "hidden": HIDDEN, "layers": LAYERS,
-                        "embedding": EMBEDDING, "epochs": args.epochs, "batch": BATCH,
+            "deeplog": {"window": WINDOW, "top_g": TOP_G,
+                        "min_probability": args.min_probability, "hidden": HIDDEN,
+                        "layers": LAYERS, "embedding": EMBEDDING, "epochs": args.epochs,
+                        "batch": BATCH, "min_steps": args.min_steps,
                         "learning_rate": LEARNING_RATE, "end_of_session": True,
                         "seed": args.seed, "score_batch": SCORE_BATCH},
             "deeplog_training": info,

@@ -29,6 +29,11 @@ pub const STREAM_SUBSCRIBERS: &str = "vigil_stream_subscribers";
 pub const STREAM_DROPPED: &str = "vigil_stream_dropped_total";
 /// Counter: events deleted by the retention task.
 pub const RETENTION_DELETED: &str = "vigil_retention_deleted_total";
+/// Counter: log lines ingested from log sources, by `source` (`file`, `syslog_udp`,
+/// `syslog_tcp`).
+pub const LOG_LINES: &str = "vigil_log_lines_total";
+/// Counter: syslog datagrams dropped because the pipeline was full, by `source`.
+pub const LOG_DROPPED: &str = "vigil_log_lines_dropped_total";
 /// Counter: connections scored by the network detector (label `status`: `scored`,
 /// `no_model`).
 pub const NETWORK_SCORED: &str = "vigil_network_scored_total";

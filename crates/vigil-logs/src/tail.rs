@@ -49,6 +49,9 @@ pub struct Line {
     pub text: String,
     /// The line was longer than the limit and was cut.
     pub truncated: bool,
+    /// Device and inode of the file, and the offset of the line's first byte: together a
+    /// stable identity of the line (a re-read after a crash gives the same one).
+    pub origin: (u64, u64, u64),
 }
 
 /// Limits of a [`Tailer`].
@@ -238,8 +241,8 @@ impl Tailer {
         self.start_at_end = false;
         let mut lines = Vec::new();
         let limits = self.limits;
-        self.files.retain(|_, f| {
-            let at_end = read_lines(f, &limits, &mut lines);
+        self.files.retain(|&id, f| {
+            let at_end = read_lines(id, f, &limits, &mut lines);
             // A file renamed away or deleted is dropped once read to its end.
             f.present || !at_end
         });
@@ -248,7 +251,7 @@ impl Tailer {
 }
 
 /// Reads what is new in one file; returns whether its end was reached.
-fn read_lines(f: &mut Followed, limits: &TailLimits, out: &mut Vec<Line>) -> bool {
+fn read_lines(id: (u64, u64), f: &mut Followed, limits: &TailLimits, out: &mut Vec<Line>) -> bool {
     let mut budget = limits.max_bytes_per_poll;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -281,6 +284,7 @@ fn read_lines(f: &mut Followed, limits: &TailLimits, out: &mut Vec<Line>) -> boo
                     path: f.path.clone(),
                     text: String::from_utf8_lossy(&bytes).into_owned(),
                     truncated,
+                    origin: (id.0, id.1, f.offset),
                 });
             }
             f.pending.clear();
@@ -298,6 +302,7 @@ fn read_lines(f: &mut Followed, limits: &TailLimits, out: &mut Vec<Line>) -> boo
                     path: f.path.clone(),
                     text: String::from_utf8_lossy(&bytes[..limits.max_line]).into_owned(),
                     truncated: true,
+                    origin: (id.0, id.1, f.offset),
                 });
                 f.offset += bytes.len() as u64;
                 f.skipping = true;

@@ -9,6 +9,7 @@ pub mod auth;
 mod error;
 pub mod files;
 pub mod jobs;
+pub mod logsrc;
 pub mod network;
 pub mod protocol;
 mod routes;

@@ -39,6 +39,8 @@ pub struct Config {
     pub protocol: vigil_server::protocol::ProtocolConfig,
     /// The network connection detector (seed 002).
     pub network: vigil_net::NetConfig,
+    /// Log sources: followed files, syslog over UDP and TCP.
+    pub log_sources: vigil_server::logsrc::LogSourcesConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -57,6 +59,7 @@ impl Default for Config {
             virustotal: vigil_file::vt::VtConfig::default(),
             protocol: vigil_server::protocol::ProtocolConfig::default(),
             network: vigil_net::NetConfig::default(),
+            log_sources: vigil_server::logsrc::LogSourcesConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -124,6 +127,7 @@ const SECTIONS: &[&str] = &[
     "virustotal",
     "protocol",
     "network",
+    "log_sources",
     "log",
 ];
 

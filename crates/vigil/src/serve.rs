@@ -121,6 +121,8 @@ pub async fn serve(config: Config) -> Result<()> {
         files: Some(files.clone()),
         network: network.clone(),
     };
+    let log_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let log_sources = start_log_sources(&config, &pipeline, &log_stop).await?;
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
@@ -178,6 +180,10 @@ pub async fn serve(config: Config) -> Result<()> {
         Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
         Err(_) => tracing::warn!("open connections did not finish in time"),
     }
+    log_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for h in log_sources {
+        let _ = tokio::time::timeout(grace, h).await;
+    }
     retention.abort();
     persist.abort();
     if let Some(r) = retrainer {
@@ -191,6 +197,60 @@ pub async fn serve(config: Config) -> Result<()> {
     tasks.shutdown(grace).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts the configured log sources (followed files, syslog UDP/TCP).
+async fn start_log_sources(
+    config: &Config,
+    pipeline: &Pipeline,
+    stop: &Arc<std::sync::atomic::AtomicBool>,
+) -> Result<Vec<tokio::task::JoinHandle<()>>> {
+    use vigil_server::logsrc;
+    let c = &config.log_sources;
+    let mut handles = Vec::new();
+    if !c.files.is_empty() {
+        tracing::info!(files = ?c.files, "following log files");
+        handles.push(logsrc::spawn_file_source(
+            c.clone(),
+            &config.data_dir,
+            pipeline.clone(),
+            stop.clone(),
+        ));
+    }
+    if !c.syslog_udp.is_empty() {
+        let socket = tokio::net::UdpSocket::bind(&c.syslog_udp)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} ([log_sources] syslog_udp)",
+                    c.syslog_udp
+                )
+            })?;
+        println!("vigil: syslog udp on {}", socket.local_addr()?);
+        handles.push(logsrc::spawn_syslog_udp(
+            socket,
+            pipeline.clone(),
+            stop.clone(),
+        ));
+    }
+    if !c.syslog_tcp.is_empty() {
+        let listener = tokio::net::TcpListener::bind(&c.syslog_tcp)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} ([log_sources] syslog_tcp)",
+                    c.syslog_tcp
+                )
+            })?;
+        println!("vigil: syslog tcp on {}", listener.local_addr()?);
+        handles.push(logsrc::spawn_syslog_tcp(
+            listener,
+            pipeline.clone(),
+            c.max_connections,
+            stop.clone(),
+        ));
+    }
+    Ok(handles)
 }
 
 async fn shutdown_signal() {

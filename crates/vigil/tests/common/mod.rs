@@ -12,14 +12,23 @@ pub struct Server {
     pub url: String,
     /// The first admin key, when this start created it.
     pub admin_key: Option<String>,
+    /// Syslog listeners' addresses, when configured.
+    pub syslog_udp: Option<String>,
+    pub syslog_tcp: Option<String>,
 }
 
 impl Server {
     /// Starts `vigil serve` on `data_dir` and waits until it listens.
     pub fn start(data_dir: &Path) -> Server {
+        Server::start_with_env(data_dir, &[])
+    }
+
+    /// Starts `vigil serve` with extra environment variables (configuration).
+    pub fn start_with_env(data_dir: &Path, env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -29,24 +38,33 @@ impl Server {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut key = None;
+            let (mut udp, mut tcp) = (None, None);
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 let t = line.trim();
                 if t.starts_with("vgl_") {
                     key = Some(t.to_string());
                 }
+                if let Some(a) = t.strip_prefix("vigil: syslog udp on ") {
+                    udp = Some(a.to_string());
+                }
+                if let Some(a) = t.strip_prefix("vigil: syslog tcp on ") {
+                    tcp = Some(a.to_string());
+                }
                 if let Some(url) = t.strip_prefix("vigil: listening on ") {
-                    let _ = tx.send((url.to_string(), key.clone()));
+                    let _ = tx.send((url.to_string(), key.clone(), udp.clone(), tcp.clone()));
                 }
             }
         });
-        let (url, admin_key) = rx
+        let (url, admin_key, syslog_udp, syslog_tcp) = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("vigil serve did not start listening within 30 s");
         Server {
             child,
             url,
             admin_key,
+            syslog_udp,
+            syslog_tcp,
         }
     }
 

@@ -1,0 +1,304 @@
+//! Log sources of `vigil serve`: followed log files and syslog over UDP and TCP, each line
+//! an ECS event (`event.category: log`) through the pipeline like any other event.
+//!
+//! Files: lines are read by [`vigil_logs::tail::Tailer`] and ingested in batches; an
+//! event's id is derived from the file's device, inode and the line's offset, and the
+//! offsets are saved (atomically) only after the pipeline has committed the batch. A crash
+//! between the two re-reads lines whose ids are already stored, which the store ignores:
+//! neither loss nor duplicates across restarts and rotations.
+//!
+//! Syslog: RFC 5424 or BSD messages (see [`vigil_logs::syslog`]), one per UDP datagram, or
+//! over TCP framed by newlines or by octet counting (RFC 6587). UDP has no backpressure:
+//! when the pipeline is full, datagrams are dropped and counted. TCP waits.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use vigil_core::Event;
+use vigil_logs::tail::{Checkpoint, Line, TailLimits, Tailer};
+use vigil_pipeline::{IngestError, Pipeline};
+
+/// `[log_sources]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSourcesConfig {
+    /// Log files to follow: paths whose file name may hold `*` and `?`.
+    pub files: Vec<PathBuf>,
+    /// At the very first start (no saved offsets), read files that already exist from
+    /// their end rather than their start.
+    pub start_at_end: bool,
+    /// Milliseconds between looks at the files.
+    pub poll_ms: u64,
+    /// Syslog over UDP: address to listen on; empty turns it off.
+    pub syslog_udp: String,
+    /// Syslog over TCP: address to listen on; empty turns it off.
+    pub syslog_tcp: String,
+    /// Syslog TCP connections served at once.
+    pub max_connections: usize,
+    /// Most lines per ingest batch.
+    pub batch: usize,
+}
+
+impl Default for LogSourcesConfig {
+    fn default() -> Self {
+        LogSourcesConfig {
+            files: Vec::new(),
+            start_at_end: false,
+            poll_ms: 500,
+            syslog_udp: String::new(),
+            syslog_tcp: String::new(),
+            max_connections: 256,
+            batch: 1000,
+        }
+    }
+}
+
+const OFFSETS_FILE: &str = "log-offsets.json";
+
+fn file_event(line: &Line) -> serde_json::Value {
+    let (dev, ino, offset) = line.origin;
+    let mut doc = json!({
+        "event": {
+            "id": format!("file:{dev:x}:{ino:x}:{offset}"),
+            "kind": "event",
+            "category": ["log"],
+            "module": "file",
+        },
+        "message": line.text,
+        "log": {"file": {"path": line.path.to_string_lossy()}},
+    });
+    if line.truncated {
+        doc["log"]["truncated"] = json!(true);
+    }
+    doc
+}
+
+/// Ingests events, waiting while the pipeline is full. Fails only when it shuts down.
+async fn ingest_waiting(pipeline: &Pipeline, events: Vec<Event>, stop: &AtomicBool) -> bool {
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match pipeline.ingest(events.clone()).await {
+            Ok(_) => return true,
+            Err(IngestError::ShuttingDown) => return false,
+            Err(e) => {
+                if stop.load(Ordering::Relaxed) {
+                    return false;
+                }
+                tracing::debug!(error = %e, "log source waiting for the pipeline");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+/// Follows the configured files until `stop` is set.
+pub fn spawn_file_source(
+    config: LogSourcesConfig,
+    data_dir: &Path,
+    pipeline: Pipeline,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    let offsets_path = data_dir.join(OFFSETS_FILE);
+    tokio::spawn(async move {
+        let mut tailer = Tailer::new(
+            config.files.clone(),
+            TailLimits::default(),
+            config.start_at_end,
+        );
+        let restored = std::fs::read(&offsets_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Checkpoint>(&b).ok());
+        if let Some(c) = &restored {
+            tailer.restore(c);
+        }
+        let tailer = Arc::new(std::sync::Mutex::new(tailer));
+        let poll = Duration::from_millis(config.poll_ms.max(10));
+        while !stop.load(Ordering::Relaxed) {
+            let t = tailer.clone();
+            let lines = tokio::task::spawn_blocking(move || t.lock().expect("tailer lock").poll())
+                .await
+                .unwrap_or_default();
+            if lines.is_empty() {
+                tokio::time::sleep(poll).await;
+                continue;
+            }
+            let now = chrono::Utc::now();
+            for chunk in lines.chunks(config.batch.max(1)) {
+                let events: Vec<Event> = chunk
+                    .iter()
+                    .filter_map(|l| Event::from_input(file_event(l), now).ok())
+                    .collect();
+                if !ingest_waiting(&pipeline, events, &stop).await {
+                    return;
+                }
+            }
+            // Committed: only now do the offsets move on.
+            let checkpoint = tailer.lock().expect("tailer lock").checkpoint();
+            match serde_json::to_vec(&checkpoint) {
+                Ok(bytes) => {
+                    if let Err(e) = vigil_store::fsutil::write_atomic(&offsets_path, &bytes) {
+                        tracing::warn!(error = %e, path = %offsets_path.display(), "cannot save log offsets");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot encode log offsets"),
+            }
+            metrics::counter!(vigil_core::metric_names::LOG_LINES, "source" => "file")
+                .increment(lines.len() as u64);
+        }
+    })
+}
+
+fn syslog_event(bytes: &[u8], peer: Option<std::net::IpAddr>) -> Option<Event> {
+    let message = vigil_logs::syslog::parse(bytes);
+    Event::from_input(message.to_ecs(bytes, peer), chrono::Utc::now()).ok()
+}
+
+/// Receives syslog datagrams until `stop` is set.
+pub fn spawn_syslog_udp(
+    socket: tokio::net::UdpSocket,
+    pipeline: Pipeline,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65_536];
+        let mut batch = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            let received =
+                tokio::time::timeout(Duration::from_millis(200), socket.recv_from(&mut buf)).await;
+            if let Ok(Ok((n, peer))) = received
+                && let Some(e) = syslog_event(&buf[..n], Some(peer.ip()))
+            {
+                batch.push(e);
+                if batch.len() < 500 {
+                    continue;
+                }
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            let n = batch.len() as u64;
+            match pipeline.ingest(std::mem::take(&mut batch)).await {
+                Ok(_) => {
+                    metrics::counter!(vigil_core::metric_names::LOG_LINES, "source" => "syslog_udp")
+                        .increment(n)
+                }
+                Err(IngestError::ShuttingDown) => return,
+                Err(e) => {
+                    metrics::counter!(vigil_core::metric_names::LOG_DROPPED, "source" => "syslog_udp").increment(n);
+                    tracing::warn!(error = %e, dropped = n, "syslog datagrams dropped: the pipeline is full");
+                }
+            }
+        }
+    })
+}
+
+/// Longest syslog frame over TCP.
+const MAX_FRAME: usize = vigil_logs::syslog::MAX_MESSAGE + 1024;
+
+async fn syslog_connection(
+    stream: tokio::net::TcpStream,
+    pipeline: Pipeline,
+    stop: Arc<AtomicBool>,
+) {
+    let peer = stream.peer_addr().ok().map(|a| a.ip());
+    let mut reader = BufReader::new(stream);
+    let mut frame = Vec::new();
+    let mut batch = Vec::new();
+    loop {
+        frame.clear();
+        // Octet counting (`123 <34>…`) when the frame starts with a digit, else a line.
+        let first = match reader.fill_buf().await {
+            Ok([]) | Err(_) => break,
+            Ok(b) => b[0],
+        };
+        if first.is_ascii_digit() {
+            let mut len = Vec::new();
+            if (&mut reader)
+                .take(8)
+                .read_until(b' ', &mut len)
+                .await
+                .is_err()
+            {
+                break;
+            }
+            let Some(n) = std::str::from_utf8(&len)
+                .ok()
+                .and_then(|s| s.trim().parse::<usize>().ok())
+            else {
+                break;
+            };
+            if n > MAX_FRAME {
+                break;
+            }
+            frame.resize(n, 0);
+            if reader.read_exact(&mut frame).await.is_err() {
+                break;
+            }
+        } else {
+            match (&mut reader)
+                .take(MAX_FRAME as u64)
+                .read_until(b'\n', &mut frame)
+                .await
+            {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            if frame.last() != Some(&b'\n') && frame.len() >= MAX_FRAME {
+                // Too long: keep the start, drop the rest of the line.
+                let mut rest = Vec::new();
+                let _ = (&mut reader)
+                    .take(16 << 20)
+                    .read_until(b'\n', &mut rest)
+                    .await;
+            }
+        }
+        if let Some(e) = syslog_event(&frame, peer) {
+            batch.push(e);
+        }
+        let more_buffered = !reader.buffer().is_empty();
+        if batch.len() >= 500 || (!more_buffered && !batch.is_empty()) {
+            let n = batch.len() as u64;
+            if !ingest_waiting(&pipeline, std::mem::take(&mut batch), &stop).await {
+                return;
+            }
+            metrics::counter!(vigil_core::metric_names::LOG_LINES, "source" => "syslog_tcp")
+                .increment(n);
+        }
+    }
+    if !batch.is_empty() {
+        let _ = ingest_waiting(&pipeline, batch, &stop).await;
+    }
+}
+
+/// Accepts syslog TCP connections until `stop` is set.
+pub fn spawn_syslog_tcp(
+    listener: tokio::net::TcpListener,
+    pipeline: Pipeline,
+    max_connections: usize,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    let permits = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
+    tokio::spawn(async move {
+        while !stop.load(Ordering::Relaxed) {
+            let Ok(Ok((stream, _))) =
+                tokio::time::timeout(Duration::from_millis(200), listener.accept()).await
+            else {
+                continue;
+            };
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                continue; // Over the limit: the connection is closed.
+            };
+            let (pipeline, stop) = (pipeline.clone(), stop.clone());
+            tokio::spawn(async move {
+                syslog_connection(stream, pipeline, stop).await;
+                drop(permit);
+            });
+        }
+    })
+}

@@ -300,16 +300,28 @@ async fn trains_from_history_flags_the_odd_connection_and_rolls_back() {
             .contains("rundll32.exe")
     );
     assert_eq!(found[0]["host.name"], "ws-1");
-    let r = h
-        .call(
-            "GET",
-            "/api/v1/network/connections?anomalies=true&host.name=ws-1",
-            Some(&h.viewer),
-            Vec::new(),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let rows = r.body["connections"].as_array().unwrap();
+    // Both flagged rows reach the time series (its writer batches: wait up to 10 s).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (r, rows) = loop {
+        let r = h
+            .call(
+                "GET",
+                "/api/v1/network/connections?anomalies=true&host.name=ws-1",
+                Some(&h.viewer),
+                Vec::new(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let rows = r.body["connections"].as_array().unwrap().clone();
+        let n = rows
+            .iter()
+            .filter(|c| c["process"] == "rundll32.exe")
+            .count();
+        if n >= 2 || std::time::Instant::now() > deadline {
+            break (r, rows);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
     assert_eq!(
         rows.iter()
             .filter(|c| c["process"] == "rundll32.exe")

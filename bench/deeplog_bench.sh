@@ -13,7 +13,7 @@
 # PyTorch scores every window in batches of 4,096 under inference_mode. Each run trains its
 # own model. Prints a Markdown table for docs/benchmarks.md.
 # Run it on an otherwise idle machine: with a cargo build alongside on 2 cores, PyTorch's
-# training (OpenMP threads) took 6-7x as long (24 s idle, 150-170 s loaded).
+# training (OpenMP threads) took 3-10x as long (21-25 s idle, 70-230 s loaded).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-../shared/data/hdfs-deeplog}

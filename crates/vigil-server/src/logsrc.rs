@@ -132,7 +132,11 @@ pub fn spawn_file_source(
             for chunk in lines.chunks(config.batch.max(1)) {
                 let events: Vec<Event> = chunk
                     .iter()
-                    .filter_map(|l| Event::from_input(file_event(l), now).ok())
+                    .filter_map(|l| {
+                        Event::from_input(file_event(l), now)
+                            .map_err(|e| tracing::warn!(error = %e, path = %l.path.display(), "a log line could not become an event"))
+                            .ok()
+                    })
                     .collect();
                 if !ingest_waiting(&pipeline, events, &stop).await {
                     return;
@@ -156,7 +160,9 @@ pub fn spawn_file_source(
 
 fn syslog_event(bytes: &[u8], peer: Option<std::net::IpAddr>) -> Option<Event> {
     let message = vigil_logs::syslog::parse(bytes);
-    Event::from_input(message.to_ecs(bytes, peer), chrono::Utc::now()).ok()
+    Event::from_input(message.to_ecs(bytes, peer), chrono::Utc::now())
+        .map_err(|e| tracing::warn!(error = %e, "a syslog message could not become an event"))
+        .ok()
 }
 
 /// Receives syslog datagrams until `stop` is set.
@@ -168,18 +174,25 @@ pub fn spawn_syslog_udp(
     tokio::spawn(async move {
         let mut buf = vec![0u8; 65_536];
         let mut batch = Vec::new();
+        // A batch is ingested when it is full or its first datagram is 200 ms old.
+        let mut oldest = tokio::time::Instant::now();
+        let max_wait = Duration::from_millis(200);
         while !stop.load(Ordering::Relaxed) {
-            let received =
-                tokio::time::timeout(Duration::from_millis(200), socket.recv_from(&mut buf)).await;
+            let wait = if batch.is_empty() {
+                max_wait
+            } else {
+                max_wait.saturating_sub(oldest.elapsed())
+            };
+            let received = tokio::time::timeout(wait, socket.recv_from(&mut buf)).await;
             if let Ok(Ok((n, peer))) = received
                 && let Some(e) = syslog_event(&buf[..n], Some(peer.ip()))
             {
-                batch.push(e);
-                if batch.len() < 500 {
-                    continue;
+                if batch.is_empty() {
+                    oldest = tokio::time::Instant::now();
                 }
+                batch.push(e);
             }
-            if batch.is_empty() {
+            if batch.is_empty() || (batch.len() < 500 && oldest.elapsed() < max_wait) {
                 continue;
             }
             let n = batch.len() as u64;

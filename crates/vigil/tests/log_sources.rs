@@ -162,3 +162,31 @@ async fn syslog_over_udp_and_tcp_becomes_events() {
     assert_eq!(e["log"]["syslog"]["severity"]["name"], "critical");
     assert_eq!(e["event"]["category"][0], "log");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickle_of_syslog_datagrams_is_stored_promptly() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with_env(
+        data.path(),
+        &[("VIGIL_LOG_SOURCES__SYSLOG_UDP", "127.0.0.1:0")],
+    );
+    let key = server.admin_key.clone().unwrap();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = server.syslog_udp.clone().unwrap();
+    // One datagram every 50 ms never fills a batch and never leaves the socket idle for
+    // long: the first ones must be stored while the trickle goes on.
+    let mut stored_during = 0;
+    for i in 0..40 {
+        let line = format!("<13>Nov 30 10:00:00 h app: tick {i:02}");
+        udp.send_to(line.as_bytes(), &addr).unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if i == 30 {
+            stored_during = messages(&server, &key).await.len();
+        }
+    }
+    assert!(
+        stored_during >= 20,
+        "only {stored_during} of 31 stored while the trickle went on"
+    );
+    assert_eq!(wait_for(&server, &key, 40).await.len(), 40);
+}

@@ -97,6 +97,8 @@ pub struct Tailer {
     resume: HashMap<(u64, u64), u64>,
     /// Applies to the files found by the first poll only; later files are new.
     start_at_end: bool,
+    /// Read buffer, kept between polls.
+    buf: Vec<u8>,
 }
 
 /// `*` and `?` in a file name (not across `/`).
@@ -155,6 +157,7 @@ impl Tailer {
             files: HashMap::new(),
             resume: HashMap::new(),
             start_at_end,
+            buf: vec![0u8; 64 * 1024],
         }
     }
 
@@ -241,8 +244,9 @@ impl Tailer {
         self.start_at_end = false;
         let mut lines = Vec::new();
         let limits = self.limits;
+        let buf = &mut self.buf;
         self.files.retain(|&id, f| {
-            let at_end = read_lines(id, f, &limits, &mut lines);
+            let at_end = read_lines(id, f, &limits, buf, &mut lines);
             // A file renamed away or deleted is dropped once read to its end.
             f.present || !at_end
         });
@@ -251,9 +255,14 @@ impl Tailer {
 }
 
 /// Reads what is new in one file; returns whether its end was reached.
-fn read_lines(id: (u64, u64), f: &mut Followed, limits: &TailLimits, out: &mut Vec<Line>) -> bool {
+fn read_lines(
+    id: (u64, u64),
+    f: &mut Followed,
+    limits: &TailLimits,
+    buf: &mut [u8],
+    out: &mut Vec<Line>,
+) -> bool {
     let mut budget = limits.max_bytes_per_poll;
-    let mut buf = vec![0u8; 64 * 1024];
     loop {
         if budget == 0 {
             return false;

@@ -531,6 +531,9 @@ fn read_sessions(
 
 fn train(args: TrainArgs) -> Result<ExitCode> {
     use vigil_logs::detect::iforest::{IForestDetector, IForestParams};
+    if args.model == ModelArg::Logbert {
+        bail!("the LogBERT detector is not built yet; use --model deeplog, iforest or ensemble");
+    }
     let mut drain = None;
     let sessions = read_sessions(&args.source, &mut drain, true)?;
     let keys: Vec<Vec<u32>> = sessions.into_iter().map(|(_, k)| k).collect();
@@ -558,9 +561,6 @@ fn train(args: TrainArgs) -> Result<ExitCode> {
             "iforest".into(),
             serde_json::to_value(IForestDetector::train(&keys, &p)?)?,
         );
-    }
-    if args.model == ModelArg::Logbert {
-        bail!("the LogBERT detector is not built yet; use --model deeplog, iforest or ensemble");
     }
     let previous = std::fs::read(&args.out)
         .ok()

@@ -956,6 +956,27 @@ fn logs_train_and_detect_from_a_raw_log() {
         dir.path().join("model.json.v1").is_file(),
         "the previous version is kept"
     );
+    // A session pattern that matches nothing is an error that says what to check.
+    let err = vigil()
+        .args([
+            "logs",
+            "train",
+            "--model",
+            "iforest",
+            "--session",
+            r"req=(\d+)",
+            "--logs",
+        ])
+        .arg(&train)
+        .arg("--out")
+        .arg(dir.path().join("none.json"))
+        .assert()
+        .failure()
+        .get_output()
+        .stderr
+        .clone();
+    let err = String::from_utf8_lossy(&err);
+    assert!(err.contains("--session"), "{err}");
     let test = dir.path().join("test.log");
     std::fs::write(
         &test,

@@ -130,6 +130,16 @@ impl Vocab {
         self.keys.is_empty()
     }
 
+    /// The verdict on a session holding a key never seen in training (anomalous, at the
+    /// highest score), or `None` when every key is known.
+    pub fn unseen_verdict(&self, session: &[u32]) -> Option<Verdict> {
+        self.first_unseen(session).map(|reason| Verdict {
+            anomalous: true,
+            score: 2.0,
+            reason: Some(reason),
+        })
+    }
+
     /// The first unseen key of a session.
     pub fn first_unseen(&self, session: &[u32]) -> Option<Reason> {
         session
@@ -139,18 +149,6 @@ impl Vocab {
                 position,
                 key: session[position],
             })
-    }
-}
-
-impl Vocab {
-    /// The verdict on a session holding a key never seen in training (anomalous, at the
-    /// highest score), or `None` when every key is known.
-    pub fn unseen_verdict(&self, session: &[u32]) -> Option<Verdict> {
-        self.first_unseen(session).map(|reason| Verdict {
-            anomalous: true,
-            score: 2.0,
-            reason: Some(reason),
-        })
     }
 }
 

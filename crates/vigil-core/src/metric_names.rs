@@ -34,6 +34,9 @@ pub const RETENTION_DELETED: &str = "vigil_retention_deleted_total";
 pub const LOG_LINES: &str = "vigil_log_lines_total";
 /// Counter: syslog datagrams dropped because the pipeline was full, by `source`.
 pub const LOG_DROPPED: &str = "vigil_log_lines_dropped_total";
+/// Log sessions closed by the log analyzer, by `verdict` (`normal`, `anomalous`,
+/// `unjudged` while no model is trained).
+pub const LOG_SESSIONS: &str = "vigil_log_sessions_total";
 /// Counter: connections scored by the network detector (label `status`: `scored`,
 /// `no_model`).
 pub const NETWORK_SCORED: &str = "vigil_network_scored_total";

@@ -140,7 +140,7 @@ impl Hasher for FxHasher {
 
 type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Node {
     children: FxMap<Box<str>, Node>,
     /// Indices into `Drain::clusters` (only at leaves).
@@ -148,7 +148,7 @@ struct Node {
 }
 
 /// The online template miner.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Drain {
     config: DrainConfig,
     /// By token count.

@@ -5,7 +5,9 @@
 //! * [`session`]: grouping keys into sessions by an identifier in the line.
 //! * [`syslog`]: RFC 5424 and RFC 3164 messages into ECS events.
 //! * [`tail`]: following log files through rotation, with offsets that survive restarts.
-//! * [`detect`]: the log anomaly detectors (Isolation Forest, DeepLog) and their evaluation.
+//! * [`detect`]: the log anomaly detectors (Isolation Forest, DeepLog, LogBERT) and their
+//!   evaluation.
+//! * [`model`]: a saved log model (Drain state, session pattern, detectors, version).
 //! * [`drain`]: the Drain template miner with stable ids and saved state.
 //! * [`sample`]: sample logs with injected attacks and failures, and their labels.
 //! * [`keys`]: log-key sessions and the files they are stored in.
@@ -18,6 +20,8 @@ pub mod format;
 pub mod keys;
 pub mod loghub;
 pub mod mask;
+#[cfg(feature = "neural")]
+pub mod model;
 pub mod sample;
 pub mod session;
 pub mod syslog;

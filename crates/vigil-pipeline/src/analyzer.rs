@@ -35,6 +35,13 @@ pub trait Analyzer: Send + Sync + 'static {
     fn interest(&self) -> Interest;
     /// Findings about `event` (usually none).
     fn analyze(&self, event: &Event) -> Vec<Finding>;
+    /// Whether the analyzer must see events in the order they were committed (log
+    /// sequences). An ordered analyzer runs on the committing task, one event at a time, so
+    /// it must be quick (microseconds) and leave heavy work to its own threads; the others
+    /// run on the worker pool, in no particular order.
+    fn ordered(&self) -> bool {
+        false
+    }
 }
 
 /// The analyzers the pipeline runs. Analyzers can be added and removed while it runs;

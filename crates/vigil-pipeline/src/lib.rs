@@ -147,6 +147,10 @@ impl Pipeline {
             store.clone(),
             ingest_rx,
             analysis_tx,
+            Ordered {
+                registry: registry.clone(),
+                findings: finding_tx.clone(),
+            },
             queued.clone(),
             config.max_batch.max(1),
         ));
@@ -265,10 +269,17 @@ impl PipelineTasks {
     }
 }
 
+/// What the committer needs to run the ordered analyzers.
+struct Ordered {
+    registry: Arc<AnalyzerRegistry>,
+    findings: flume::Sender<Vec<Finding>>,
+}
+
 async fn run_committer(
     store: Arc<dyn Store>,
     rx: flume::Receiver<IngestJob>,
     analysis: flume::Sender<Event>,
+    ordered: Ordered,
     queued: Arc<AtomicUsize>,
     max_batch: usize,
 ) {
@@ -307,7 +318,16 @@ async fn run_committer(
                     let _ = ack.send(Ok(flags[offset..offset + len].to_vec()));
                     offset += len;
                 }
+                let in_order = ordered.registry.snapshot().iter().any(|a| a.ordered());
                 for (event, new) in events.into_iter().zip(flags) {
+                    if new && in_order {
+                        let findings = run_analyzers(&ordered.registry, &event, true);
+                        if !findings.is_empty()
+                            && ordered.findings.send_async(findings).await.is_err()
+                        {
+                            tracing::error!("findings queue closed; ordered findings lost");
+                        }
+                    }
                     if new && analysis.send_async(event).await.is_err() {
                         tracing::error!("analysis queue closed; committed events not analyzed");
                         break;
@@ -332,7 +352,7 @@ fn run_worker(
     registry: Arc<AnalyzerRegistry>,
 ) {
     while let Ok(event) = rx.recv() {
-        let findings = analyze_event(&registry, &event);
+        let findings = run_analyzers(&registry, &event, false);
         if !findings.is_empty() && tx.send(findings).is_err() {
             return;
         }
@@ -342,9 +362,16 @@ fn run_worker(
 /// Runs every interested analyzer on one event, catching panics so that one broken
 /// analyzer cannot take the others down.
 pub fn analyze_event(registry: &AnalyzerRegistry, event: &Event) -> Vec<Finding> {
+    let mut out = run_analyzers(registry, event, true);
+    out.extend(run_analyzers(registry, event, false));
+    out
+}
+
+/// Runs the interested ordered (or unordered) analyzers on one event.
+fn run_analyzers(registry: &AnalyzerRegistry, event: &Event, ordered: bool) -> Vec<Finding> {
     let mut out = Vec::new();
     for analyzer in registry.snapshot().iter() {
-        if !analyzer.interest().matches(event) {
+        if analyzer.ordered() != ordered || !analyzer.interest().matches(event) {
             continue;
         }
         let started = Instant::now();

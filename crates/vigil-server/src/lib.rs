@@ -9,6 +9,7 @@ pub mod auth;
 mod error;
 pub mod files;
 pub mod jobs;
+pub mod logs;
 pub mod logsrc;
 pub mod network;
 pub mod protocol;
@@ -82,6 +83,8 @@ pub struct AppState {
     pub files: Option<Arc<files::FileService>>,
     /// The network detector; `None` answers its routes with `503`.
     pub network: Option<Arc<network::NetService>>,
+    /// The log analyzer; `None` answers its routes with `503`.
+    pub logs: Option<Arc<logs::LogService>>,
 }
 
 /// The whole HTTP application.
@@ -131,6 +134,11 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/v1/network/stream", get(routes::network::stream))
         .route(
+            "/api/v1/logs/detect",
+            post(routes::logs::detect)
+                .layer(DefaultBodyLimit::max(routes::logs::DETECT_BODY_LIMIT)),
+        )
+        .route(
             "/api/v1/analyze",
             post(routes::scripts::analyze).layer(DefaultBodyLimit::max(cfg.max_event_bytes)),
         )
@@ -162,6 +170,9 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/network/series", get(routes::network::series))
         .route("/api/v1/network/status", get(routes::network::status))
         .route("/api/v1/network/models", get(routes::network::models))
+        .route("/api/v1/logs/status", get(routes::logs::status))
+        .route("/api/v1/logs/templates", get(routes::logs::templates))
+        .route("/api/v1/logs/models", get(routes::logs::models))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_viewer,
@@ -184,6 +195,10 @@ pub fn app(state: AppState) -> Router {
             post(routes::network::activate),
         )
         .route("/api/v1/network/train", post(routes::network::train))
+        .route(
+            "/api/v1/logs/models/{version}/activate",
+            post(routes::logs::activate),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_admin,
@@ -209,6 +224,7 @@ pub fn app(state: AppState) -> Router {
             post(routes::scripts::rollback_script),
         )
         .route("/api/v1/lists/{name}", post(routes::scripts::put_list))
+        .route("/api/v1/logs/train", post(routes::logs::train))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_admin,
@@ -280,6 +296,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/network/models"),
     ("post", "/api/v1/network/models/{version}/activate"),
     ("post", "/api/v1/network/train"),
+    ("post", "/api/v1/logs/detect"),
+    ("get", "/api/v1/logs/status"),
+    ("get", "/api/v1/logs/templates"),
+    ("get", "/api/v1/logs/models"),
+    ("post", "/api/v1/logs/models/{version}/activate"),
+    ("post", "/api/v1/logs/train"),
     ("get", "/api/v1/health"),
     ("get", "/metrics"),
 ];

@@ -41,6 +41,8 @@ pub struct Config {
     pub network: vigil_net::NetConfig,
     /// Log sources: followed files, syslog over UDP and TCP.
     pub log_sources: vigil_server::logsrc::LogSourcesConfig,
+    /// The log analyzer: templates, sessions, the log anomaly model (seed 004).
+    pub log_analysis: vigil_server::logs::LogConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -60,6 +62,7 @@ impl Default for Config {
             protocol: vigil_server::protocol::ProtocolConfig::default(),
             network: vigil_net::NetConfig::default(),
             log_sources: vigil_server::logsrc::LogSourcesConfig::default(),
+            log_analysis: vigil_server::logs::LogConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -128,6 +131,7 @@ const SECTIONS: &[&str] = &[
     "protocol",
     "network",
     "log_sources",
+    "log_analysis",
     "log",
 ];
 

@@ -212,11 +212,11 @@ fn parse(args: ParseArgs) -> Result<ExitCode> {
 pub enum ModelArg {
     /// DeepLog's next-key LSTM.
     Deeplog,
-    /// LogBERT-style masked-key transformer (not built yet).
+    /// LogBERT-style masked-key transformer.
     Logbert,
     /// Isolation Forest over key counts.
     Iforest,
-    /// DeepLog and the Isolation Forest together.
+    /// DeepLog, LogBERT and the Isolation Forest together.
     Ensemble,
 }
 
@@ -241,19 +241,30 @@ pub struct EvalLogsArgs {
     /// DeepLog: keys of history (h).
     #[arg(long)]
     window: Option<usize>,
-    /// DeepLog: predictions a key must be among (g).
+    /// DeepLog and LogBERT: predictions a key must be among (g).
     #[arg(long)]
     top_g: Option<usize>,
-    /// DeepLog: probability a key must also reach among the predictions (0: pure top-g).
+    /// DeepLog and LogBERT: probability a key must also reach among the predictions (0:
+    /// pure top-g).
     #[arg(long)]
     min_probability: Option<f64>,
-    /// DeepLog: training epochs.
+    /// DeepLog and LogBERT: training epochs.
     #[arg(long)]
     epochs: Option<usize>,
+    /// LogBERT: missed keys a session may have and still be normal (r).
+    #[arg(long)]
+    max_misses: Option<usize>,
+    /// LogBERT: share of keys masked per training sequence.
+    #[arg(long)]
+    mask_ratio: Option<f64>,
+    /// LogBERT: weight of the hypersphere loss (0: off).
+    #[arg(long)]
+    hypersphere: Option<f64>,
     /// DeepLog: do not predict the end of a session.
     #[arg(long)]
     no_end: bool,
-    /// DeepLog: windows whose predictions are cached when scoring (0: no cache).
+    /// DeepLog: windows whose predictions are cached when scoring; LogBERT: sessions whose
+    /// verdicts are (0: no cache).
     #[arg(long)]
     cache: Option<usize>,
     /// Random seed.
@@ -292,26 +303,65 @@ fn deeplog_params(args: &EvalLogsArgs) -> vigil_logs::detect::deeplog::DeepLogPa
     }
 }
 
+fn logbert_params(args: &EvalLogsArgs) -> vigil_logs::detect::logbert::LogBertParams {
+    let d = vigil_logs::detect::logbert::LogBertParams::default();
+    vigil_logs::detect::logbert::LogBertParams {
+        top_g: args.top_g.unwrap_or(d.top_g),
+        min_probability: args.min_probability.unwrap_or(d.min_probability),
+        max_misses: args.max_misses.unwrap_or(d.max_misses),
+        mask_ratio: args.mask_ratio.unwrap_or(d.mask_ratio),
+        hypersphere: args.hypersphere.unwrap_or(d.hypersphere),
+        epochs: args.epochs.unwrap_or(d.epochs),
+        cache: args.cache.unwrap_or(d.cache),
+        seed: args.seed,
+        ..d
+    }
+}
+
+fn train_logbert(
+    sessions: &[Vec<u32>],
+    params: &vigil_logs::detect::logbert::LogBertParams,
+    quiet: bool,
+) -> Result<vigil_logs::detect::logbert::LogBert> {
+    let bar = epoch_bar("LogBERT", params.epochs, quiet)?;
+    let model = vigil_logs::detect::logbert::LogBert::train(sessions, params, |epoch, loss| {
+        advance(&bar, epoch, loss)
+    })?;
+    bar.finish_and_clear();
+    Ok(model)
+}
+
+fn epoch_bar(what: &str, epochs: usize, quiet: bool) -> Result<indicatif::ProgressBar> {
+    use indicatif::{ProgressBar, ProgressStyle};
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(epochs as u64)
+    };
+    bar.set_style(ProgressStyle::with_template(&format!(
+        "training {what} {{bar:30}} epoch {{pos}}/{{len}} {{msg}} ({{elapsed}})"
+    ))?);
+    Ok(bar)
+}
+
+/// Moves an epoch bar on (training may run more epochs than asked, to reach its fewest
+/// optimiser steps).
+fn advance(bar: &indicatif::ProgressBar, epoch: usize, loss: f64) {
+    if epoch as u64 > bar.length().unwrap_or(0) {
+        bar.set_length(epoch as u64);
+    }
+    bar.set_position(epoch as u64);
+    bar.set_message(format!("loss {loss:.4}"));
+}
+
 fn train_deeplog(
     sessions: &[Vec<u32>],
     params: &vigil_logs::detect::deeplog::DeepLogParams,
     quiet: bool,
 ) -> Result<vigil_logs::detect::deeplog::DeepLog> {
-    use indicatif::{ProgressBar, ProgressStyle};
-    let bar = if quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(params.epochs as u64)
-    };
-    bar.set_style(ProgressStyle::with_template(
-        "training DeepLog {bar:30} epoch {pos}/{len} {msg} ({elapsed})",
-    )?);
+    let bar = epoch_bar("DeepLog", params.epochs, quiet)?;
     let model = vigil_logs::detect::deeplog::DeepLog::train(sessions, params, |epoch, loss| {
-        if epoch as u64 > bar.length().unwrap_or(0) {
-            bar.set_length(epoch as u64);
-        }
-        bar.set_position(epoch as u64);
-        bar.set_message(format!("loss {loss:.4}"));
+        advance(&bar, epoch, loss)
     })?;
     bar.finish_and_clear();
     Ok(model)
@@ -321,12 +371,6 @@ pub fn eval_logs(args: EvalLogsArgs) -> Result<ExitCode> {
     use vigil_logs::detect::iforest::{IForestDetector, IForestParams};
     use vigil_logs::detect::{Ensemble, Policy, SessionDetector, eval};
     use vigil_logs::keys;
-    if args.model == ModelArg::Logbert {
-        bail!(
-            "the LogBERT detector is not built yet in this version of Vigil; use --model \
-             deeplog, iforest or ensemble"
-        );
-    }
     let train: Vec<Vec<u32>> = keys::read_sequences(&args.train, Some(false))?
         .into_iter()
         .map(|s| s.keys)
@@ -346,6 +390,12 @@ pub fn eval_logs(args: EvalLogsArgs) -> Result<ExitCode> {
             params = json!({"deeplog": p, "deeplog_training": model.training()});
             Box::new(model)
         }
+        ModelArg::Logbert => {
+            let p = logbert_params(&args);
+            let model = train_logbert(&train, &p, quiet)?;
+            params = json!({"logbert": p, "logbert_training": model.training()});
+            Box::new(model)
+        }
         ModelArg::Iforest => {
             let p = IForestParams {
                 seed: args.seed,
@@ -360,8 +410,16 @@ pub fn eval_logs(args: EvalLogsArgs) -> Result<ExitCode> {
                 seed: args.seed,
                 ..IForestParams::default()
             };
+            let lp = logbert_params(&args);
             let deeplog = train_deeplog(&train, &dp, quiet)?;
-            params = json!({"deeplog": dp, "deeplog_training": deeplog.training(), "iforest": ip});
+            let logbert = train_logbert(&train, &lp, quiet)?;
+            params = json!({
+                "deeplog": dp,
+                "deeplog_training": deeplog.training(),
+                "logbert": lp,
+                "logbert_training": logbert.training(),
+                "iforest": ip,
+            });
             let policy = match args.policy {
                 PolicyArg::Any => Policy::Any,
                 PolicyArg::Majority => Policy::Majority,
@@ -371,12 +429,12 @@ pub fn eval_logs(args: EvalLogsArgs) -> Result<ExitCode> {
             Box::new(Ensemble {
                 members: vec![
                     (Box::new(deeplog), 1.0),
+                    (Box::new(logbert), 1.0),
                     (Box::new(IForestDetector::train(&train, &ip)?), 1.0),
                 ],
                 policy,
             })
         }
-        ModelArg::Logbert => unreachable!("refused above"),
     };
     let train_seconds = start.elapsed().as_secs_f64();
     let e = eval::evaluate(
@@ -450,10 +508,13 @@ pub struct TrainArgs {
     /// The detector.
     #[arg(long, value_enum, default_value = "deeplog")]
     model: ModelArg,
-    /// DeepLog training epochs.
+    /// Ensemble policy.
+    #[arg(long, value_enum, default_value = "any")]
+    policy: PolicyArg,
+    /// DeepLog and LogBERT training epochs.
     #[arg(long)]
     epochs: Option<usize>,
-    /// DeepLog: predictions a key must be among (g).
+    /// DeepLog and LogBERT: predictions a key must be among (g).
     #[arg(long)]
     top_g: Option<usize>,
     /// Random seed.
@@ -483,8 +544,6 @@ pub struct DetectArgs {
     #[arg(long)]
     json: bool,
 }
-
-const BUNDLE_FORMAT: u32 = 1;
 
 /// Reads sessions; with a Drain state to extend (training) or to look up (detection).
 fn read_sessions(
@@ -530,66 +589,91 @@ fn read_sessions(
 }
 
 fn train(args: TrainArgs) -> Result<ExitCode> {
-    use vigil_logs::detect::iforest::{IForestDetector, IForestParams};
-    if args.model == ModelArg::Logbert {
-        bail!("the LogBERT detector is not built yet; use --model deeplog, iforest or ensemble");
-    }
+    use vigil_logs::detect::Policy;
+    use vigil_logs::model::{Kind, LogModel, Reading, TrainSpec};
     let mut drain = None;
     let sessions = read_sessions(&args.source, &mut drain, true)?;
     let keys: Vec<Vec<u32>> = sessions.into_iter().map(|(_, k)| k).collect();
     if keys.is_empty() {
         bail!("no sessions found: check --session (a pattern of the identifier that groups lines)");
     }
-    let mut detectors = serde_json::Map::new();
-    let d = vigil_logs::detect::deeplog::DeepLogParams::default();
-    let deeplog_params = vigil_logs::detect::deeplog::DeepLogParams {
-        epochs: args.epochs.unwrap_or(d.epochs),
-        top_g: args.top_g.unwrap_or(d.top_g),
-        seed: args.seed,
-        ..d
+    let mut spec = TrainSpec {
+        kinds: match args.model {
+            ModelArg::Deeplog => vec![Kind::Deeplog],
+            ModelArg::Logbert => vec![Kind::Logbert],
+            ModelArg::Iforest => vec![Kind::Iforest],
+            ModelArg::Ensemble => Kind::ALL.to_vec(),
+        },
+        policy: Some(match args.policy {
+            PolicyArg::Any => Policy::Any,
+            PolicyArg::Majority => Policy::Majority,
+            PolicyArg::Weighted => Policy::Weighted,
+        }),
+        ..TrainSpec::default()
     };
-    if matches!(args.model, ModelArg::Deeplog | ModelArg::Ensemble) {
-        let model = train_deeplog(&keys, &deeplog_params, args.json)?;
-        detectors.insert("deeplog".into(), serde_json::from_slice(&model.to_json())?);
+    if let Some(e) = args.epochs {
+        spec.deeplog.epochs = e;
+        spec.logbert.epochs = e;
     }
-    if matches!(args.model, ModelArg::Iforest | ModelArg::Ensemble) {
-        let p = IForestParams {
-            seed: args.seed,
-            ..Default::default()
-        };
-        detectors.insert(
-            "iforest".into(),
-            serde_json::to_value(IForestDetector::train(&keys, &p)?)?,
-        );
+    if let Some(g) = args.top_g {
+        spec.deeplog.top_g = g;
+        spec.logbert.top_g = g;
     }
+    spec.deeplog.seed = args.seed;
+    spec.logbert.seed = args.seed;
+    spec.iforest.seed = args.seed;
     let previous = std::fs::read(&args.out)
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .and_then(|v| v["version"].as_u64());
+    let version = previous.unwrap_or(0) + 1;
+    let reading = Reading {
+        header_format: args.source.format.clone(),
+        session_pattern: args.source.session.clone(),
+    };
+    let bars: Vec<(Kind, indicatif::ProgressBar)> = spec
+        .kinds
+        .iter()
+        .filter(|k| **k != Kind::Iforest)
+        .map(|&k| {
+            let (name, epochs) = match k {
+                Kind::Deeplog => ("DeepLog", spec.deeplog.epochs),
+                _ => ("LogBERT", spec.logbert.epochs),
+            };
+            epoch_bar(name, epochs, args.json).map(|b| (k, b))
+        })
+        .collect::<Result<_>>()?;
+    let model = LogModel::train(
+        &keys,
+        drain,
+        reading,
+        &spec,
+        version,
+        |kind, epoch, loss| {
+            if let Some((_, bar)) = bars.iter().find(|(k, _)| *k == kind) {
+                advance(bar, epoch, loss);
+            }
+        },
+    )?;
+    for (_, bar) in &bars {
+        bar.finish_and_clear();
+    }
     if let Some(v) = previous {
         let kept = PathBuf::from(format!("{}.v{v}", args.out.display()));
         std::fs::rename(&args.out, &kept)
             .with_context(|| format!("keeping the previous model as {}", kept.display()))?;
     }
-    let version = previous.unwrap_or(0) + 1;
-    let bundle = json!({
-        "format": BUNDLE_FORMAT,
-        "version": version,
-        "created": chrono::Utc::now().to_rfc3339(),
-        "header_format": args.source.format,
-        "session_pattern": args.source.session,
-        "drain": drain.map(|d| serde_json::from_slice::<serde_json::Value>(&d.save())).transpose()?,
-        "detectors": detectors,
-    });
-    vigil_store::fsutil::write_atomic(&args.out, &serde_json::to_vec(&bundle)?)
+    vigil_store::fsutil::write_atomic(&args.out, &model.to_json())
         .with_context(|| format!("writing {}", args.out.display()))?;
-    let summary = json!({"out": args.out, "version": version, "sessions": keys.len(),
-        "detectors": bundle["detectors"].as_object().map(|o| o.keys().cloned().collect::<Vec<_>>())});
+    let kinds: Vec<&str> = model.kinds().iter().map(|k| k.name()).collect();
     if args.json {
+        let summary = json!({"out": args.out, "version": version, "sessions": keys.len(),
+            "detectors": kinds, "training": model.training});
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         println!(
-            "trained on {} sessions; model version {version} written to {}",
+            "trained {} on {} sessions; model version {version} written to {}",
+            kinds.join(", "),
             keys.len(),
             args.out.display()
         );
@@ -598,94 +682,29 @@ fn train(args: TrainArgs) -> Result<ExitCode> {
 }
 
 fn detect(args: DetectArgs) -> Result<ExitCode> {
-    use vigil_logs::detect::iforest::IForestDetector;
-    use vigil_logs::detect::{Ensemble, Policy, Reason, SessionDetector};
+    use vigil_logs::model::LogModel;
     let bytes = std::fs::read(&args.model).with_context(|| {
         format!(
             "reading {} (train one with `vigil logs train`)",
             args.model.display()
         )
     })?;
-    let bundle: serde_json::Value = serde_json::from_slice(&bytes)
-        .with_context(|| format!("{} is not a Vigil log model", args.model.display()))?;
-    if bundle["format"].as_u64() != Some(u64::from(BUNDLE_FORMAT)) {
-        bail!(
-            "{} is not a Vigil log model of format {BUNDLE_FORMAT}",
-            args.model.display()
-        );
-    }
-    let mut drain = match &bundle["drain"] {
-        serde_json::Value::Null => None,
-        v => Some(vigil_logs::Drain::restore(&serde_json::to_vec(v)?)?),
-    };
-    if args.source.logs.is_some() && drain.is_none() {
+    let model = LogModel::from_json(&bytes)
+        .with_context(|| format!("{} is not a usable Vigil log model", args.model.display()))?;
+    if args.source.logs.is_some() && model.drain().is_none() {
         bail!("this model was trained on key sequences; detect with --sequences");
     }
-    let mut members: Vec<(Box<dyn SessionDetector>, f64)> = Vec::new();
-    if let Some(v) = bundle["detectors"].get("deeplog") {
-        members.push((
-            Box::new(vigil_logs::detect::deeplog::DeepLog::from_json(
-                &serde_json::to_vec(v)?,
-            )?),
-            1.0,
-        ));
-    }
-    if let Some(v) = bundle["detectors"].get("iforest") {
-        let d: IForestDetector = serde_json::from_value(v.clone())?;
-        members.push((Box::new(d.loaded()?), 1.0));
-    }
-    if members.is_empty() {
-        bail!("{} holds no detector", args.model.display());
-    }
-    let detector: Box<dyn SessionDetector> = if members.len() == 1 {
-        members.pop().expect("one member").0
-    } else {
-        Box::new(Ensemble {
-            members,
-            policy: Policy::Any,
-        })
-    };
+    let mut drain = model.drain().cloned();
     let sessions = read_sessions(&args.source, &mut drain, false)?;
-    let template = |key: u32| -> Option<String> {
-        drain
-            .as_ref()
-            .and_then(|d| d.cluster(key))
-            .map(|c| c.template())
-    };
+    let refs: Vec<&[u32]> = sessions.iter().map(|(_, k)| k.as_slice()).collect();
+    let verdicts = model.judge_many(&refs);
     let mut anomalies = 0usize;
-    for (id, keys) in &sessions {
-        let v = detector.judge(keys);
+    for ((id, keys), v) in sessions.iter().zip(&verdicts) {
         anomalies += usize::from(v.anomalous);
         if !v.anomalous && !args.all {
             continue;
         }
-        let explanation = match &v.reason {
-            Some(Reason::UnseenKey { position, key }) => match template(*key) {
-                Some(t) => {
-                    format!("key {key} at position {position} was never seen in training: {t}")
-                }
-                None => format!("line {position} of the session matches no known template"),
-            },
-            Some(Reason::Unexpected {
-                position,
-                key,
-                expected,
-                ..
-            }) => format!(
-                "key {key} ({}) at position {position} was not among the expected {}",
-                template(*key).unwrap_or_default(),
-                expected
-                    .iter()
-                    .map(|e| e.map_or("end".to_string(), |k| k.to_string()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            Some(Reason::UnexpectedEnd { length, .. }) => {
-                format!("the session ended unexpectedly after {length} keys")
-            }
-            Some(Reason::Outlier { keys }) => format!("unusual counts of keys {keys:?}"),
-            None => String::new(),
-        };
+        let explanation = model.explain(v.reason.as_ref());
         if args.json {
             println!(
                 "{}",

@@ -110,6 +110,29 @@ pub async fn serve(config: Config) -> Result<()> {
         (None, None)
     };
 
+    let (log_tick_stop, log_tick_rx) = tokio::sync::watch::channel(false);
+    let (logs, log_ticker) = if config.log_analysis.enabled {
+        let logs = vigil_server::logs::LogService::start(
+            config.log_analysis.clone(),
+            &config.data_dir,
+            pipeline.findings_sink(),
+        )
+        .map_err(|e| anyhow::anyhow!("the log analyzer cannot start: {e} (fix [log_analysis])"))?;
+        match logs.model() {
+            Some(m) => tracing::info!(version = m.version, "log model loaded"),
+            None => tracing::info!(
+                "no log model yet: log sessions are recorded and judged once one is trained \
+                 (POST /api/v1/logs/train)"
+            ),
+        }
+        registry.register(Arc::new(vigil_server::logs::LogAnalyzer::new(&logs)));
+        let ticker =
+            vigil_server::logs::spawn_ticker(logs.clone(), Duration::from_secs(1), log_tick_rx);
+        (Some(logs), Some(ticker))
+    } else {
+        (None, None)
+    };
+
     let state = AppState {
         store: store.clone(),
         pipeline: pipeline.clone(),
@@ -120,6 +143,7 @@ pub async fn serve(config: Config) -> Result<()> {
         jobs: Default::default(),
         files: Some(files.clone()),
         network: network.clone(),
+        logs: logs.clone(),
     };
     let log_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let log_sources = start_log_sources(&config, &pipeline, &log_stop).await?;
@@ -184,6 +208,13 @@ pub async fn serve(config: Config) -> Result<()> {
     for h in log_sources {
         let _ = tokio::time::timeout(grace, h).await;
     }
+    // Close the open log sessions (their findings go through the pipeline) and save the
+    // templates.
+    let _ = log_tick_stop.send(true);
+    if let Some(t) = log_ticker {
+        let _ = tokio::time::timeout(grace, t).await;
+    }
+    drop(logs);
     retention.abort();
     persist.abort();
     if let Some(r) = retrainer {

@@ -26,7 +26,7 @@ use candle_nn::{Module, Optimizer, RNN, VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 use vigil_ml::rng::SplitMix64;
 
-use super::{DetectError, Reason, SessionDetector, Verdict, Vocab};
+use super::{DetectError, Reason, SessionDetector, Verdict, Vocab, check, check_optimiser};
 
 /// Training and detection parameters (the paper's HDFS setting: h = 10, g = 9, two layers
 /// of 64 units).
@@ -87,16 +87,6 @@ impl Default for DeepLogParams {
 
 impl DeepLogParams {
     fn validate(&self) -> Result<(), DetectError> {
-        let check = |ok: bool, name: &'static str, reason: &str| {
-            if ok {
-                Ok(())
-            } else {
-                Err(DetectError::Param {
-                    name,
-                    reason: reason.to_string(),
-                })
-            }
-        };
         check(
             (1..=100).contains(&self.window),
             "window",
@@ -119,21 +109,12 @@ impl DeepLogParams {
             "embedding",
             "must be 1..=512",
         )?;
-        check(self.epochs <= 10_000, "epochs", "must be at most 10000")?;
-        check(
-            self.min_steps <= 1_000_000,
-            "min_steps",
-            "must be at most 1000000",
-        )?;
-        check(
-            (1..=65_536).contains(&self.batch),
-            "batch",
-            "must be 1..=65536",
-        )?;
-        check(
-            self.learning_rate > 0.0 && self.learning_rate < 1.0,
-            "learning_rate",
-            "must be in (0, 1)",
+        check_optimiser(
+            self.epochs,
+            self.min_steps,
+            self.batch,
+            65_536,
+            self.learning_rate,
         )
     }
 }

@@ -52,9 +52,8 @@ pub fn judge_all(
             .chunks(chunk)
             .map(|part| {
                 scope.spawn(move || {
-                    part.iter()
-                        .map(|s| detector.judge(&s.keys))
-                        .collect::<Vec<_>>()
+                    let keys: Vec<&[u32]> = part.iter().map(|s| s.keys.as_slice()).collect();
+                    detector.judge_many(&keys)
                 })
             })
             .collect();

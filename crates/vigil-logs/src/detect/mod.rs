@@ -2,6 +2,7 @@
 //!
 //! * [`iforest`]: an Isolation Forest over per-session key-count vectors.
 //! * [`deeplog`]: DeepLog, an LSTM that predicts the next key (Du et al., CCS 2017).
+//! * [`logbert`]: LogBERT, a transformer that predicts masked keys (Guo et al., IJCNN 2021).
 //! * [`eval`]: the HDFS evaluation protocol (precision, recall, F1, FPR, speed).
 //!
 //! Every detector learns from normal sessions only, calls a key it never saw in training
@@ -13,6 +14,8 @@
 pub mod deeplog;
 pub mod eval;
 pub mod iforest;
+#[cfg(feature = "neural")]
+pub mod logbert;
 
 use std::collections::HashMap;
 
@@ -47,6 +50,14 @@ pub enum Reason {
         length: usize,
         /// The most likely next keys, best first.
         expected: Vec<Option<u32>>,
+    },
+    /// The session's summary lies outside the sphere that holds normal sessions' (LogBERT's
+    /// hypersphere).
+    FarFromNormal {
+        /// Squared distance of the session's summary to the centre.
+        distance: f64,
+        /// The largest squared distance normal sessions reach.
+        radius: f64,
     },
     /// The session's mix of keys is an outlier.
     Outlier {
@@ -171,12 +182,56 @@ pub enum DetectError {
     Model(String),
 }
 
+/// `Err(DetectError::Param)` unless `ok`.
+#[cfg_attr(not(feature = "neural"), allow(dead_code))]
+fn check(ok: bool, name: &'static str, reason: &str) -> Result<(), DetectError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(DetectError::Param {
+            name,
+            reason: reason.to_string(),
+        })
+    }
+}
+
+/// The optimiser parameters the neural detectors share.
+#[cfg_attr(not(feature = "neural"), allow(dead_code))]
+fn check_optimiser(
+    epochs: usize,
+    min_steps: usize,
+    batch: usize,
+    max_batch: usize,
+    learning_rate: f64,
+) -> Result<(), DetectError> {
+    check(epochs <= 10_000, "epochs", "must be at most 10000")?;
+    check(
+        min_steps <= 1_000_000,
+        "min_steps",
+        "must be at most 1000000",
+    )?;
+    check(
+        (1..=max_batch).contains(&batch),
+        "batch",
+        &format!("must be 1..={max_batch}"),
+    )?;
+    check(
+        learning_rate > 0.0 && learning_rate < 1.0,
+        "learning_rate",
+        "must be in (0, 1)",
+    )
+}
+
 /// A trained detector of any kind.
 pub trait SessionDetector: Send + Sync {
     /// Short name (`iforest`, `deeplog`, …).
     fn name(&self) -> &'static str;
     /// Judges one session.
     fn judge(&self, session: &[u32]) -> Verdict;
+    /// Judges several sessions, in order (detectors that batch their work override it).
+    fn judge_many(&self, sessions: &[&[u32]]) -> Vec<Verdict> {
+        sessions.iter().map(|s| self.judge(s)).collect()
+    }
 }
 
 /// How an [`Ensemble`] combines its members.
@@ -205,11 +260,30 @@ impl SessionDetector for Ensemble {
     }
 
     fn judge(&self, session: &[u32]) -> Verdict {
-        let verdicts: Vec<(Verdict, f64)> = self
+        self.judge_many(&[session]).pop().expect("one verdict")
+    }
+
+    fn judge_many(&self, sessions: &[&[u32]]) -> Vec<Verdict> {
+        let mut per_member: Vec<std::vec::IntoIter<Verdict>> = self
             .members
             .iter()
-            .map(|(d, w)| (d.judge(session), *w))
+            .map(|(d, _)| d.judge_many(sessions).into_iter())
             .collect();
+        (0..sessions.len())
+            .map(|_| {
+                let verdicts = per_member
+                    .iter_mut()
+                    .zip(&self.members)
+                    .map(|(it, (_, w))| (it.next().expect("one verdict a session"), *w))
+                    .collect();
+                self.combine(verdicts)
+            })
+            .collect()
+    }
+}
+
+impl Ensemble {
+    fn combine(&self, verdicts: Vec<(Verdict, f64)>) -> Verdict {
         let votes = verdicts.iter().filter(|(v, _)| v.anomalous).count();
         let total_weight: f64 = verdicts.iter().map(|(_, w)| w).sum::<f64>().max(1e-12);
         let score = verdicts

@@ -4,6 +4,7 @@ pub mod agents;
 pub mod events;
 pub mod files;
 pub mod keys;
+pub mod logs;
 pub mod network;
 pub mod read;
 pub mod scripts;

@@ -105,6 +105,7 @@ pub async fn harness_full(
         jobs: Default::default(),
         files: None,
         network: None,
+        logs: None,
     };
     Harness {
         _dir: dir,

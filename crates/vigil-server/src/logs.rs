@@ -38,7 +38,7 @@ pub struct LogConfig {
     pub idle_secs: u64,
     /// A session closes when it reaches this many keys.
     pub max_session_keys: usize,
-    /// Open sessions at most; beyond it the oldest is closed early.
+    /// Open sessions at most; when full, the tenth idle the longest is closed early.
     pub max_open_sessions: usize,
     /// Closed normal sessions kept for training (in two files of this many).
     pub keep_sessions: usize,
@@ -181,6 +181,8 @@ pub struct LogService {
     pattern: Regex,
     drain: Mutex<Drain>,
     drain_dirty: AtomicBool,
+    /// Templates in the last saved `drain.json`.
+    saved_templates: std::sync::atomic::AtomicUsize,
     open: Mutex<HashMap<String, OpenSession>>,
     /// Sessions closed while mining (full, or evicted), judged by the next sweep.
     pending: Mutex<Vec<Closed>>,
@@ -216,10 +218,12 @@ impl LogService {
             Err(e) => return Err(internal("reading logs/drain.json")(e)),
         };
         let recorder = Recorder::open(&dir, config.keep_sessions);
+        let templates = drain.clusters().len();
         let service = Arc::new(LogService {
             pattern,
             drain: Mutex::new(drain),
             drain_dirty: AtomicBool::new(false),
+            saved_templates: std::sync::atomic::AtomicUsize::new(templates),
             open: Mutex::new(HashMap::new()),
             pending: Mutex::new(Vec::new()),
             model: RwLock::new(None),
@@ -290,12 +294,13 @@ impl LogService {
         {
             let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
             if !open.contains_key(&id) && open.len() >= self.config.max_open_sessions {
-                // Full: close the session idle the longest.
-                if let Some(oldest) = open
-                    .iter()
-                    .min_by_key(|(_, s)| s.last)
-                    .map(|(k, _)| k.clone())
-                {
+                // Full: close the tenth idle the longest at once, so that a flood of new
+                // identifiers costs one scan per tenth, not one per line.
+                let mut by_age: Vec<(Instant, String)> =
+                    open.iter().map(|(k, s)| (s.last, k.clone())).collect();
+                let n = (by_age.len() / 10).max(1);
+                by_age.select_nth_unstable(n - 1);
+                for (_, oldest) in by_age.into_iter().take(n) {
                     let session = open.remove(&oldest).expect("present");
                     closed.push(Closed {
                         id: oldest,
@@ -393,6 +398,19 @@ impl LogService {
                 }
             }
         }
+        // Keys of new templates are saved before sessions holding them are recorded, so
+        // that a crash cannot give those ids to other templates after the restart.
+        let templates = self
+            .drain
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clusters()
+            .len();
+        if templates != self.saved_templates.load(Ordering::Relaxed)
+            && let Err(e) = self.persist()
+        {
+            tracing::error!(error = %e, "log templates not saved");
+        }
         if let Err(e) = self
             .recorder
             .lock()
@@ -454,9 +472,14 @@ impl LogService {
         if !self.drain_dirty.swap(false, Ordering::Relaxed) {
             return Ok(());
         }
-        let bytes = self.drain.lock().unwrap_or_else(|e| e.into_inner()).save();
+        let (bytes, templates) = {
+            let drain = self.drain.lock().unwrap_or_else(|e| e.into_inner());
+            (drain.save(), drain.clusters().len())
+        };
         vigil_store::fsutil::write_atomic(&self.dir.join("drain.json"), &bytes)
-            .map_err(internal("saving logs/drain.json"))
+            .map_err(internal("saving logs/drain.json"))?;
+        self.saved_templates.store(templates, Ordering::Relaxed);
+        Ok(())
     }
 
     /// The live templates, most frequent first.

@@ -402,4 +402,13 @@ async fn host_windows_and_bounded_sessions() {
     }
     assert_eq!(status["open_sessions"], 2, "{status}");
     assert_eq!(status["recorded_sessions"], 3, "{status}");
+    // Templates of recorded sessions were saved before them: a crash now (no shutdown, no
+    // periodic save) restarts with the same keys.
+    let again = LogService::start(
+        LogConfig::default(),
+        h._dir.path(),
+        h.state.pipeline.findings_sink(),
+    )
+    .unwrap();
+    assert_eq!(again.templates(10)["total"], 2, "{}", again.templates(10));
 }

@@ -50,3 +50,5 @@ pub const NETWORK_FINDINGS_SUPPRESSED: &str = "vigil_network_findings_suppressed
 pub const NETWORK_TRAININGS: &str = "vigil_network_trainings_total";
 /// Gauge: population stability index of the last drift window of network scores.
 pub const NETWORK_DRIFT_PSI: &str = "vigil_network_drift_psi";
+/// Counter: incidents opened by the correlator.
+pub const INCIDENTS_OPENED: &str = "vigil_incidents_opened_total";

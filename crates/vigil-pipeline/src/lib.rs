@@ -102,7 +102,11 @@ pub struct Pipeline {
     findings: broadcast::Sender<Arc<Finding>>,
     finding_tx: flume::Sender<Vec<Finding>>,
     registry: Arc<AnalyzerRegistry>,
+    stored: StoredTap,
 }
+
+/// Where the findings writer hands stored findings on (the correlator), when set.
+type StoredTap = Arc<std::sync::Mutex<Option<flume::Sender<Vec<Finding>>>>>;
 
 /// Sends findings to the pipeline's findings writer (see [`Pipeline::findings_sink`]).
 #[derive(Clone)]
@@ -167,8 +171,13 @@ impl Pipeline {
                     .expect("spawning an analyzer thread")
             })
             .collect();
-        let findings_writer =
-            tokio::spawn(run_findings_writer(store, finding_rx, findings.clone()));
+        let stored = StoredTap::default();
+        let findings_writer = tokio::spawn(run_findings_writer(
+            store,
+            finding_rx,
+            findings.clone(),
+            stored.clone(),
+        ));
 
         (
             Pipeline {
@@ -178,6 +187,7 @@ impl Pipeline {
                 findings,
                 finding_tx,
                 registry,
+                stored,
             },
             PipelineTasks {
                 committer,
@@ -239,6 +249,13 @@ impl Pipeline {
     /// It does not keep the ingest side open, so holders do not delay shutdown.
     pub fn findings_sink(&self) -> FindingsSink {
         FindingsSink(self.finding_tx.clone())
+    }
+
+    /// Hands every batch of findings, once stored, to `tap` (the incident correlator),
+    /// waiting while it is full: nothing stored is skipped. The tap closes when the
+    /// pipeline shuts down.
+    pub fn tap_stored_findings(&self, tap: flume::Sender<Vec<Finding>>) {
+        *self.stored.lock().unwrap_or_else(|e| e.into_inner()) = Some(tap);
     }
 
     /// The analyzers.
@@ -407,6 +424,7 @@ async fn run_findings_writer(
     store: Arc<dyn Store>,
     rx: flume::Receiver<Vec<Finding>>,
     out: broadcast::Sender<Arc<Finding>>,
+    stored: StoredTap,
 ) {
     while let Ok(first) = rx.recv_async().await {
         let mut batch = first;
@@ -423,6 +441,12 @@ async fn run_findings_writer(
             tracing::error!(error = %e, findings = batch.len(), "storing findings failed; retrying");
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(10));
+        }
+        let tap = stored.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(tap) = tap
+            && tap.send_async(batch.clone()).await.is_err()
+        {
+            tracing::error!("the incident correlator has stopped; stored findings not correlated");
         }
         for f in batch {
             metrics::counter!(m::FINDINGS, "analyzer" => f.analyzer.clone(),

@@ -242,6 +242,15 @@ impl Correlator {
         }
     }
 
+    /// The correlator's copy of an incident, when it is active (it holds the newest
+    /// findings).
+    pub fn current(&self, incident: &Incident) -> Option<Incident> {
+        self.active
+            .get(&incident.entity)
+            .filter(|a| a.incident.id == incident.id)
+            .map(|a| a.incident.clone())
+    }
+
     /// Forgets active incidents idle for longer than the window (they stay open in the
     /// store; a new finding about their entity then opens a new incident unless it repeats
     /// one of their conditions, which is no longer remembered).

@@ -3,3 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod correlate;
+pub mod service;
+
+pub use correlate::{CorrelationConfig, Rule};
+pub use service::{IncidentEvent, IncidentPatch, IncidentService, PatchError};

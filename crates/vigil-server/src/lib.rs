@@ -85,6 +85,8 @@ pub struct AppState {
     pub network: Option<Arc<network::NetService>>,
     /// The log analyzer; `None` answers its routes with `503`.
     pub logs: Option<Arc<logs::LogService>>,
+    /// Incident correlation; `None` answers its changes and stream with `503`.
+    pub incidents: Option<Arc<vigil_respond::IncidentService>>,
 }
 
 /// The whole HTTP application.
@@ -153,7 +155,11 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/findings", get(routes::read::list_findings))
         .route("/api/v1/findings/{id}", get(routes::read::get_finding))
         .route("/api/v1/incidents", get(routes::read::list_incidents))
-        .route("/api/v1/incidents/{id}", get(routes::read::get_incident))
+        .route(
+            "/api/v1/incidents/{id}",
+            get(routes::incidents::get_incident),
+        )
+        .route("/api/v1/incidents/stream", get(routes::incidents::stream))
         .route("/api/v1/agents", get(routes::agents::list))
         .route("/api/v1/analyzers", get(routes::read::list_analyzers))
         .route("/api/v1/stream", get(stream::stream))
@@ -195,6 +201,10 @@ pub fn app(state: AppState) -> Router {
             post(routes::network::activate),
         )
         .route("/api/v1/network/train", post(routes::network::train))
+        .route(
+            "/api/v1/incidents/{id}",
+            axum::routing::patch(routes::incidents::patch_incident),
+        )
         .route(
             "/api/v1/logs/models/{version}/activate",
             post(routes::logs::activate),
@@ -302,6 +312,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/logs/models"),
     ("post", "/api/v1/logs/models/{version}/activate"),
     ("post", "/api/v1/logs/train"),
+    ("patch", "/api/v1/incidents/{id}"),
+    ("get", "/api/v1/incidents/stream"),
     ("get", "/api/v1/health"),
     ("get", "/metrics"),
 ];

@@ -115,7 +115,7 @@ async fn run(mut socket: WebSocket, mut rx: broadcast::Receiver<Arc<Finding>>, f
     metrics::gauge!(m::STREAM_SUBSCRIBERS).decrement(1.0);
 }
 
-async fn close(socket: &mut WebSocket, code: u16, reason: String) {
+pub(crate) async fn close(socket: &mut WebSocket, code: u16, reason: String) {
     let frame = CloseFrame {
         code,
         reason: reason.into(),

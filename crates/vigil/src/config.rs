@@ -43,6 +43,8 @@ pub struct Config {
     pub log_sources: vigil_server::logsrc::LogSourcesConfig,
     /// The log analyzer: templates, sessions, the log anomaly model (seed 004).
     pub log_analysis: vigil_server::logs::LogConfig,
+    /// Incident correlation: rules and window.
+    pub incidents: vigil_respond::CorrelationConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -63,6 +65,7 @@ impl Default for Config {
             network: vigil_net::NetConfig::default(),
             log_sources: vigil_server::logsrc::LogSourcesConfig::default(),
             log_analysis: vigil_server::logs::LogConfig::default(),
+            incidents: vigil_respond::CorrelationConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -132,6 +135,7 @@ const SECTIONS: &[&str] = &[
     "network",
     "log_sources",
     "log_analysis",
+    "incidents",
     "log",
 ];
 

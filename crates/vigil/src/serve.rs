@@ -110,6 +110,22 @@ pub async fn serve(config: Config) -> Result<()> {
         (None, None)
     };
 
+    let (incidents, correlator) = if config.incidents.enabled {
+        config
+            .incidents
+            .validate()
+            .map_err(|e| anyhow::anyhow!("{e} (fix [incidents])"))?;
+        let service =
+            vigil_respond::IncidentService::start(config.incidents.clone(), store.clone())
+                .await
+                .context("cannot load the open incidents")?;
+        let (tap, stored) = flume::bounded(64);
+        pipeline.tap_stored_findings(tap);
+        let task = service.spawn(stored);
+        (Some(service), Some(task))
+    } else {
+        (None, None)
+    };
     let (log_tick_stop, log_tick_rx) = tokio::sync::watch::channel(false);
     let (logs, log_ticker) = if config.log_analysis.enabled {
         let logs = vigil_server::logs::LogService::start(
@@ -144,6 +160,7 @@ pub async fn serve(config: Config) -> Result<()> {
         files: Some(files.clone()),
         network: network.clone(),
         logs: logs.clone(),
+        incidents: incidents.clone(),
     };
     let log_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let log_sources = start_log_sources(&config, &pipeline, &log_stop).await?;
@@ -226,6 +243,11 @@ pub async fn serve(config: Config) -> Result<()> {
     drop(network);
     drop(pipeline);
     tasks.shutdown(grace).await;
+    // The findings writer has closed the correlator's tap: let it store the last incidents.
+    if let Some(c) = correlator {
+        let _ = tokio::time::timeout(grace, c).await;
+    }
+    drop(incidents);
     tracing::info!("stopped");
     Ok(())
 }

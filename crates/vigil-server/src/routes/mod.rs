@@ -3,6 +3,7 @@
 pub mod agents;
 pub mod events;
 pub mod files;
+pub mod incidents;
 pub mod keys;
 pub mod logs;
 pub mod network;

@@ -7,7 +7,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use vigil_core::{Finding, Incident, IncidentStatus};
+use vigil_core::{Finding, IncidentStatus};
 use vigil_store::{FindingQuery, IncidentQuery};
 
 /// Query parameters of `GET /api/v1/findings`.
@@ -98,19 +98,6 @@ pub async fn list_incidents(
     };
     let page = state.store.query_incidents(&query).await?;
     Ok(Json(json!({"incidents": page.items, "next": page.next})))
-}
-
-/// `GET /api/v1/incidents/{id}`.
-pub async fn get_incident(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<Incident>, AppError> {
-    state
-        .store
-        .get_incident(&id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| AppError::NotFound(format!("no incident with id `{id}`")))
 }
 
 /// `GET /api/v1/analyzers`: the analyzers the pipeline runs.

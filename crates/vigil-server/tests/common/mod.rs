@@ -106,6 +106,7 @@ pub async fn harness_full(
         files: None,
         network: None,
         logs: None,
+        incidents: None,
     };
     Harness {
         _dir: dir,

@@ -169,4 +169,18 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
     /// Deletes expired cache entries; returns how many.
     async fn cache_purge_expired(&self) -> Result<u64, StoreError>;
+
+    /// Queues deliveries; one whose `(route, incident_id, kind)` is queued already is
+    /// skipped. Returns how many were new.
+    async fn enqueue_deliveries(&self, deliveries: &[Delivery]) -> Result<usize, StoreError>;
+    /// Pending deliveries due at `now_ms`, oldest due first, at most `limit`.
+    async fn due_deliveries(&self, now_ms: i64, limit: usize) -> Result<Vec<Delivery>, StoreError>;
+    /// Records an attempt's outcome: the new state, attempts, next due time and error.
+    async fn update_delivery(&self, delivery: &Delivery) -> Result<(), StoreError>;
+    /// Deliveries in a state (all when `None`), newest first, at most `limit`.
+    async fn list_deliveries(
+        &self,
+        state: Option<DeliveryState>,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError>;
 }

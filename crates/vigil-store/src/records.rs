@@ -254,3 +254,65 @@ pub struct SeriesPoint {
     /// Highest anomaly score.
     pub max_score: f64,
 }
+
+/// Where a delivery to a responder stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Waiting for its (next) attempt.
+    Pending,
+    /// The receiver accepted it.
+    Delivered,
+    /// Every attempt failed: a dead letter.
+    Dead,
+}
+
+impl DeliveryState {
+    /// Name as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Dead => "dead",
+        }
+    }
+
+    /// The state of a stored name.
+    pub fn parse(s: &str) -> Option<DeliveryState> {
+        [
+            DeliveryState::Pending,
+            DeliveryState::Delivered,
+            DeliveryState::Dead,
+        ]
+        .into_iter()
+        .find(|d| d.as_str() == s)
+    }
+}
+
+/// A message owed to a responder route about an incident; `(route, incident_id, kind)` is
+/// unique, so the same message is never queued twice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// Unique id (UUIDv7); receivers see it as the idempotency key.
+    pub id: String,
+    /// The route's name.
+    pub route: String,
+    /// The incident.
+    pub incident_id: String,
+    /// Why it is sent (`opened`, `test`).
+    pub kind: String,
+    /// Where it stands.
+    pub state: DeliveryState,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When the next attempt is due (Unix milliseconds).
+    pub next_at_ms: i64,
+    /// Queued at (RFC 3339 UTC).
+    pub created_at: String,
+    /// Last change (RFC 3339 UTC).
+    pub updated_at: String,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// What is sent: the incident as it was when queued.
+    pub payload: serde_json::Value,
+}

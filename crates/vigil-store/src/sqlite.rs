@@ -5,9 +5,9 @@
 //! commits). Blocking SQLite calls run on tokio's blocking pool.
 
 use crate::{
-    Agent, AgentRegistration, ApiKey, ConnectionQuery, ConnectionRow, DEFAULT_PAGE, EventQuery,
-    FindingQuery, IncidentQuery, MAX_PAGE, ModelRecord, Page, ScriptRecord, SeriesPoint, Store,
-    StoreError,
+    Agent, AgentRegistration, ApiKey, ConnectionQuery, ConnectionRow, DEFAULT_PAGE, Delivery,
+    DeliveryState, EventQuery, FindingQuery, IncidentQuery, MAX_PAGE, ModelRecord, Page,
+    ScriptRecord, SeriesPoint, Store, StoreError,
 };
 use async_trait::async_trait;
 use base64::Engine;
@@ -188,7 +188,53 @@ CREATE INDEX connections_ts ON connections(ts);
 CREATE INDEX connections_host_ts ON connections(host, ts);
 CREATE INDEX connections_anomaly_ts ON connections(ts) WHERE anomaly = 1;
 "#,
+    // Responder deliveries: the outbox of incident notifications, with dead letters.
+    r#"
+CREATE TABLE deliveries (
+    id          TEXT PRIMARY KEY,
+    route       TEXT NOT NULL,
+    incident_id TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    attempts    INTEGER NOT NULL,
+    next_at     INTEGER NOT NULL,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    last_error  TEXT,
+    payload     TEXT NOT NULL,
+    UNIQUE (route, incident_id, kind)
+);
+CREATE INDEX deliveries_due ON deliveries(next_at) WHERE state = 'pending';
+CREATE INDEX deliveries_state ON deliveries(state, updated_at);
+"#,
 ];
+
+const DELIVERY_COLUMNS: &str = "id, route, incident_id, kind, state, attempts, next_at, \
+     created_at, updated_at, last_error, payload";
+
+/// A `deliveries` row (in [`DELIVERY_COLUMNS`] order), decoded.
+fn delivery_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Delivery, StoreError>> {
+    let state: String = r.get(4)?;
+    let payload: String = r.get(10)?;
+    let decoded = (|| {
+        Ok(Delivery {
+            id: r.get(0)?,
+            route: r.get(1)?,
+            incident_id: r.get(2)?,
+            kind: r.get(3)?,
+            state: DeliveryState::parse(&state)
+                .ok_or_else(|| StoreError::Backend(format!("unknown delivery state {state}")))?,
+            attempts: r.get(5)?,
+            next_at_ms: r.get(6)?,
+            created_at: r.get(7)?,
+            updated_at: r.get(8)?,
+            last_error: r.get(9)?,
+            payload: serde_json::from_str(&payload)
+                .map_err(|e| StoreError::Backend(format!("a delivery's payload: {e}")))?,
+        })
+    })();
+    Ok(decoded)
+}
 
 /// Rows deleted per transaction by retention, so the writer is never held for long.
 const DELETE_CHUNK: i64 = 5000;
@@ -1278,6 +1324,90 @@ impl Store for SqliteStore {
                 [now_micros()],
             )?;
             Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn enqueue_deliveries(&self, deliveries: &[Delivery]) -> Result<usize, StoreError> {
+        let rows: Vec<Delivery> = deliveries.to_vec();
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            let mut new = 0;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO deliveries (id, route, incident_id, kind, state, \
+                     attempts, next_at, created_at, updated_at, last_error, payload) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                )?;
+                for d in &rows {
+                    new += stmt.execute(params![
+                        d.id,
+                        d.route,
+                        d.incident_id,
+                        d.kind,
+                        d.state.as_str(),
+                        d.attempts,
+                        d.next_at_ms,
+                        d.created_at,
+                        d.updated_at,
+                        d.last_error,
+                        d.payload.to_string(),
+                    ])?;
+                }
+            }
+            tx.commit()?;
+            Ok(new)
+        })
+        .await
+    }
+
+    async fn due_deliveries(&self, now_ms: i64, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE state = 'pending' \
+                 AND next_at <= ?1 ORDER BY next_at LIMIT ?2"
+            ))?;
+            let rows = stmt.query_map(params![now_ms, limit as i64], delivery_row)?;
+            rows.collect::<Result<Vec<_>, _>>()?.into_iter().collect()
+        })
+        .await
+    }
+
+    async fn update_delivery(&self, d: &Delivery) -> Result<(), StoreError> {
+        let d = d.clone();
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "UPDATE deliveries SET state = ?2, attempts = ?3, next_at = ?4, \
+                 updated_at = ?5, last_error = ?6 WHERE id = ?1",
+            )?
+            .execute(params![
+                d.id,
+                d.state.as_str(),
+                d.attempts,
+                d.next_at_ms,
+                d.updated_at,
+                d.last_error
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_deliveries(
+        &self,
+        state: Option<DeliveryState>,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {DELIVERY_COLUMNS} FROM deliveries \
+                 WHERE ?1 IS NULL OR state = ?1 ORDER BY updated_at DESC, id DESC LIMIT ?2"
+            ))?;
+            let rows = stmt.query_map(
+                params![state.map(DeliveryState::as_str), limit as i64],
+                delivery_row,
+            )?;
+            rows.collect::<Result<Vec<_>, _>>()?.into_iter().collect()
         })
         .await
     }

@@ -474,3 +474,64 @@ async fn connections_time_series_pages_buckets_and_retention() {
         .unwrap();
     assert_eq!(left[0].connections, 20);
 }
+
+#[tokio::test]
+async fn deliveries_queue_once_come_due_in_order_and_keep_dead_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let d = |route: &str, incident: &str, next_at_ms: i64| Delivery {
+        id: vigil_core::new_id(),
+        route: route.into(),
+        incident_id: incident.into(),
+        kind: "opened".into(),
+        state: DeliveryState::Pending,
+        attempts: 0,
+        next_at_ms,
+        created_at: vigil_core::now_rfc3339(),
+        updated_at: vigil_core::now_rfc3339(),
+        last_error: None,
+        payload: json!({"title": "x"}),
+    };
+    let a = d("slack", "i1", 200);
+    let b = d("mail", "i1", 100);
+    assert_eq!(
+        store
+            .enqueue_deliveries(&[a.clone(), b.clone()])
+            .await
+            .unwrap(),
+        2
+    );
+    // The same (route, incident, kind) again is skipped.
+    assert_eq!(
+        store
+            .enqueue_deliveries(&[d("slack", "i1", 50)])
+            .await
+            .unwrap(),
+        0
+    );
+    let due = store.due_deliveries(150, 10).await.unwrap();
+    assert_eq!(due, vec![b.clone()]);
+    let due = store.due_deliveries(1_000, 10).await.unwrap();
+    assert_eq!(
+        due.iter().map(|d| d.route.as_str()).collect::<Vec<_>>(),
+        ["mail", "slack"]
+    );
+    let mut dead = a.clone();
+    dead.state = DeliveryState::Dead;
+    dead.attempts = 5;
+    dead.last_error = Some("HTTP 500".into());
+    store.update_delivery(&dead).await.unwrap();
+    let mut done = b.clone();
+    done.state = DeliveryState::Delivered;
+    done.attempts = 1;
+    store.update_delivery(&done).await.unwrap();
+    assert!(store.due_deliveries(i64::MAX, 10).await.unwrap().is_empty());
+    drop(store);
+    let store = open(&dir);
+    let dead_letters = store
+        .list_deliveries(Some(DeliveryState::Dead), 10)
+        .await
+        .unwrap();
+    assert_eq!(dead_letters, vec![dead]);
+    assert_eq!(store.list_deliveries(None, 10).await.unwrap().len(), 2);
+}

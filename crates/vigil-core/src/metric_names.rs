@@ -52,3 +52,8 @@ pub const NETWORK_TRAININGS: &str = "vigil_network_trainings_total";
 pub const NETWORK_DRIFT_PSI: &str = "vigil_network_drift_psi";
 /// Counter: incidents opened by the correlator.
 pub const INCIDENTS_OPENED: &str = "vigil_incidents_opened_total";
+/// Counter: responder delivery attempts (labels `route`, `outcome`: `delivered`, `retry`,
+/// `dead`).
+pub const DELIVERIES: &str = "vigil_deliveries_total";
+/// Counter: deliveries postponed by their route's rate limit (label `route`).
+pub const DELIVERIES_RATE_LIMITED: &str = "vigil_deliveries_rate_limited_total";

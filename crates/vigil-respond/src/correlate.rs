@@ -162,6 +162,8 @@ pub struct Change {
     pub kind: ChangeKind,
     /// The incident as it is now.
     pub incident: Incident,
+    /// The analyzers of its findings (those the correlator remembers).
+    pub analyzers: Vec<String>,
 }
 
 struct Active {
@@ -355,9 +357,17 @@ impl Correlator {
         }
         changed
             .into_iter()
-            .map(|(key, kind)| Change {
-                kind,
-                incident: self.active[&key].incident.clone(),
+            .map(|(key, kind)| {
+                let a = &self.active[&key];
+                let mut analyzers: Vec<String> =
+                    a.conditions.iter().map(|(an, _)| an.clone()).collect();
+                analyzers.sort();
+                analyzers.dedup();
+                Change {
+                    kind,
+                    incident: a.incident.clone(),
+                    analyzers,
+                }
             })
             .collect()
     }

@@ -11,6 +11,7 @@ use vigil_core::{Finding, Incident, IncidentNote, IncidentStatus};
 use vigil_store::{IncidentQuery, Store, StoreError};
 
 use crate::correlate::{ChangeKind, CorrelationConfig, Correlator};
+use crate::responders::Responders;
 
 /// What happened to an incident.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -71,6 +72,7 @@ const DETAIL_FINDINGS: usize = 200;
 /// Correlation, incident storage and incident events.
 pub struct IncidentService {
     store: Arc<dyn Store>,
+    responders: Option<Arc<Responders>>,
     correlator: Mutex<Correlator>,
     events: broadcast::Sender<Arc<IncidentEvent>>,
 }
@@ -80,6 +82,7 @@ impl IncidentService {
     pub async fn start(
         config: CorrelationConfig,
         store: Arc<dyn Store>,
+        responders: Option<Arc<Responders>>,
     ) -> Result<Arc<IncidentService>, StoreError> {
         let mut correlator = Correlator::new(config);
         for status in [IncidentStatus::Open, IncidentStatus::Acknowledged] {
@@ -101,6 +104,15 @@ impl IncidentService {
                             findings.push(f);
                         }
                     }
+                    // Deliveries lost to a crash between storing the incident and queueing
+                    // them are queued now (those queued before are skipped).
+                    if let Some(r) = &responders {
+                        let mut analyzers: Vec<String> =
+                            findings.iter().map(|f| f.analyzer.clone()).collect();
+                        analyzers.sort();
+                        analyzers.dedup();
+                        r.incident_changed(&incident, &analyzers).await?;
+                    }
                     correlator.restore(incident, &findings);
                 }
                 cursor = page.next;
@@ -112,6 +124,7 @@ impl IncidentService {
         let (events, _) = broadcast::channel(1024);
         Ok(Arc::new(IncidentService {
             store,
+            responders,
             correlator: Mutex::new(correlator),
             events,
         }))
@@ -132,6 +145,17 @@ impl IncidentService {
         };
         for change in changes {
             self.save(&change.incident).await;
+            if let Some(r) = &self.responders {
+                let mut delay = std::time::Duration::from_millis(100);
+                while let Err(e) = r
+                    .incident_changed(&change.incident, &change.analyzers)
+                    .await
+                {
+                    tracing::error!(error = %e, "queueing deliveries failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(std::time::Duration::from_secs(10));
+                }
+            }
             let kind = match change.kind {
                 ChangeKind::Opened => {
                     metrics::counter!(vigil_core::metric_names::INCIDENTS_OPENED).increment(1);

@@ -206,6 +206,10 @@ pub fn app(state: AppState) -> Router {
             axum::routing::patch(routes::incidents::patch_incident),
         )
         .route(
+            "/api/v1/deliveries",
+            get(routes::incidents::list_deliveries),
+        )
+        .route(
             "/api/v1/logs/models/{version}/activate",
             post(routes::logs::activate),
         )
@@ -314,6 +318,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/logs/train"),
     ("patch", "/api/v1/incidents/{id}"),
     ("get", "/api/v1/incidents/stream"),
+    ("get", "/api/v1/deliveries"),
     ("get", "/api/v1/health"),
     ("get", "/metrics"),
 ];

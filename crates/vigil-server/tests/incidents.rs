@@ -14,7 +14,7 @@ use vigil_respond::{CorrelationConfig, IncidentService};
 
 async fn with_incidents() -> (Harness, Arc<IncidentService>) {
     let mut h = harness().await;
-    let service = IncidentService::start(CorrelationConfig::default(), h.state.store.clone())
+    let service = IncidentService::start(CorrelationConfig::default(), h.state.store.clone(), None)
         .await
         .unwrap();
     let (tap, stored) = flume::bounded(8);
@@ -207,7 +207,7 @@ async fn findings_become_incidents_that_analysts_work() {
     assert!(webs.iter().any(|i| i["status"] == "open"));
 
     // After a restart the correlator takes the open incidents back.
-    let again = IncidentService::start(CorrelationConfig::default(), h.state.store.clone())
+    let again = IncidentService::start(CorrelationConfig::default(), h.state.store.clone(), None)
         .await
         .unwrap();
     let open = webs.iter().find(|i| i["status"] == "open").unwrap();
@@ -292,4 +292,119 @@ async fn bad_changes_get_clear_errors() {
         .call("PATCH", &path, Some(&plain.admin), r#"{"status": "open"}"#)
         .await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incidents_reach_a_webhook_once_and_failures_end_as_dead_letters() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // A receiver that refuses /gone and accepts /hook, counting what it accepted.
+    let got = Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    let app = axum::Router::new()
+        .route(
+            "/hook",
+            axum::routing::post({
+                let got = got.clone();
+                move |body: axum::Json<Value>| async move {
+                    got.lock().unwrap().push(body.0);
+                    StatusCode::OK
+                }
+            }),
+        )
+        .route("/gone", axum::routing::post(|| async { StatusCode::GONE }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let mut h = harness().await;
+    let route = |name: &str, path: &str| vigil_respond::RouteConfig {
+        name: name.into(),
+        kind: vigil_respond::RouteKind::Webhook,
+        url: format!("http://{addr}{path}"),
+        secret: Some("k".into()),
+        headers: Default::default(),
+        min_severity: vigil_core::Severity::High,
+        analyzers: vec![],
+        hosts: vec![],
+        timeout_secs: 2,
+        max_attempts: 3,
+        backoff_ms: 10,
+        max_backoff_secs: 1,
+        per_minute: 0,
+    };
+    let responders = Arc::new(
+        vigil_respond::Responders::new(
+            vigil_respond::RespondConfig {
+                poll_ms: 20,
+                routes: vec![route("soc", "/hook"), route("old", "/gone")],
+                ..Default::default()
+            },
+            h.state.store.clone(),
+        )
+        .unwrap(),
+    );
+    let service = IncidentService::start(
+        CorrelationConfig::default(),
+        h.state.store.clone(),
+        Some(responders.clone()),
+    )
+    .await
+    .unwrap();
+    let (tap, stored) = flume::bounded(8);
+    h.state.pipeline.tap_stored_findings(tap);
+    service.spawn(stored);
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    responders.spawn(stop_rx);
+    h.state.incidents = Some(service);
+
+    // A medium finding opens an incident below the routes' severity; a high one on the
+    // same host raises it, and only then is it delivered, once, however many findings join.
+    send(
+        &h,
+        &[json!({"message": "alert: odd", "score": 50, "host.name": "web-1"})],
+    )
+    .await;
+    incidents(&h, 1).await;
+    send(
+        &h,
+        &[
+            json!({"message": "alert: web shell", "score": 85, "host.name": "web-1"}),
+            json!({"message": "alert: more", "score": 85, "host.name": "web-1"}),
+        ],
+    )
+    .await;
+    incidents(&h, 3).await;
+    send(
+        &h,
+        &[json!({"message": "alert: again", "score": 90, "host.name": "web-1"})],
+    )
+    .await;
+    incidents(&h, 4).await;
+    let mut dead = Vec::new();
+    for _ in 0..200 {
+        let r = h
+            .call("GET", "/api/v1/deliveries?state=dead", Some(&h.admin), "")
+            .await;
+        dead = r.body["deliveries"].as_array().cloned().unwrap_or_default();
+        if !dead.is_empty() && !got.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let delivered = got.lock().unwrap().clone();
+    assert_eq!(delivered.len(), 1, "{delivered:?}");
+    assert_eq!(delivered[0]["incident"]["entity"], "host:web-1");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["route"], "old");
+    assert_eq!(dead[0]["attempts"], 1, "a 410 is not retried");
+    assert!(dead[0]["last_error"].as_str().unwrap().contains("410"));
+    // Dead letters are for admins.
+    let r = h
+        .call("GET", "/api/v1/deliveries", Some(&h.viewer), "")
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = h
+        .call("GET", "/api/v1/deliveries?state=lost", Some(&h.admin), "")
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }

@@ -45,6 +45,8 @@ pub struct Config {
     pub log_analysis: vigil_server::logs::LogConfig,
     /// Incident correlation: rules and window.
     pub incidents: vigil_respond::CorrelationConfig,
+    /// Responders: routes of incidents to Slack, webhooks, Shuffle.
+    pub responders: vigil_respond::RespondConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -66,6 +68,7 @@ impl Default for Config {
             log_sources: vigil_server::logsrc::LogSourcesConfig::default(),
             log_analysis: vigil_server::logs::LogConfig::default(),
             incidents: vigil_respond::CorrelationConfig::default(),
+            responders: vigil_respond::RespondConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -136,6 +139,7 @@ const SECTIONS: &[&str] = &[
     "log_sources",
     "log_analysis",
     "incidents",
+    "responders",
     "log",
 ];
 
@@ -186,6 +190,22 @@ impl Config {
         let mut shown = self.clone();
         if shown.auth.jwt_hs256_secret.is_some() {
             shown.auth.jwt_hs256_secret = Some("<redacted>".into());
+        }
+        for route in &mut shown.responders.routes {
+            // Slack webhook URLs and Shuffle URLs carry tokens; `env:` references are not
+            // secrets and stay readable.
+            let redact = |v: &mut String| {
+                if !v.starts_with("env:") {
+                    *v = "<redacted>".into();
+                }
+            };
+            redact(&mut route.url);
+            if let Some(s) = &mut route.secret {
+                redact(s);
+            }
+            for v in route.headers.values_mut() {
+                redact(v);
+            }
         }
         if shown.network.hash_key.is_some() {
             shown.network.hash_key = Some("<redacted>".into());

@@ -4,6 +4,7 @@ mod config;
 mod file;
 mod logs;
 mod net;
+mod notify;
 mod script;
 mod send;
 mod serve;
@@ -70,6 +71,11 @@ enum Command {
     Net {
         #[command(subcommand)]
         command: net::NetCommand,
+    },
+    /// Responders: send a test notification along a route.
+    Notify {
+        #[command(subcommand)]
+        command: notify::NotifyCommand,
     },
     /// The log engine: mine templates, train and run the log anomaly detectors.
     Logs {
@@ -219,6 +225,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Script { command } => script::run(command),
         Command::Scan(args) => file::scan(args),
         Command::Logs { command } => logs::run(command),
+        Command::Notify { command } => notify::run(command),
         Command::GenLogs(args) => logs::gen_logs(args),
         Command::File { command } => file::run(command),
         Command::Eval {

@@ -110,15 +110,28 @@ pub async fn serve(config: Config) -> Result<()> {
         (None, None)
     };
 
+    let (responder_stop, responder_stop_rx) = tokio::sync::watch::channel(false);
+    let mut responder_task = None;
     let (incidents, correlator) = if config.incidents.enabled {
         config
             .incidents
             .validate()
             .map_err(|e| anyhow::anyhow!("{e} (fix [incidents])"))?;
-        let service =
-            vigil_respond::IncidentService::start(config.incidents.clone(), store.clone())
-                .await
-                .context("cannot load the open incidents")?;
+        let responders = Arc::new(
+            vigil_respond::Responders::new(config.responders.clone(), store.clone())
+                .map_err(|e| anyhow::anyhow!("{e} (fix [responders])"))?,
+        );
+        if !responders.routes().is_empty() {
+            tracing::info!(routes = ?responders.routes(), "responders ready");
+        }
+        let service = vigil_respond::IncidentService::start(
+            config.incidents.clone(),
+            store.clone(),
+            Some(responders.clone()),
+        )
+        .await
+        .context("cannot load the open incidents")?;
+        responder_task = Some(responders.spawn(responder_stop_rx.clone()));
         let (tap, stored) = flume::bounded(64);
         pipeline.tap_stored_findings(tap);
         let task = service.spawn(stored);
@@ -248,6 +261,10 @@ pub async fn serve(config: Config) -> Result<()> {
         let _ = tokio::time::timeout(grace, c).await;
     }
     drop(incidents);
+    let _ = responder_stop.send(true);
+    if let Some(t) = responder_task {
+        let _ = tokio::time::timeout(grace, t).await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -1104,3 +1104,87 @@ fn gen_logs_feeds_train_and_detect() {
         .assert()
         .failure();
 }
+
+#[test]
+fn notify_test_sends_along_a_route_and_reports_the_answer() {
+    use std::io::{Read, Write};
+    // A receiver that answers 200 to one request and keeps what it got.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let got = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        // Read the head, then the body by its length.
+        loop {
+            let n = s.read(&mut chunk).unwrap();
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf).to_string();
+            if let Some(head_end) = text.find("\r\n\r\n") {
+                let len: usize = text[..head_end]
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
+                    .unwrap_or(0);
+                if buf.len() >= head_end + 4 + len {
+                    break;
+                }
+            }
+            if n == 0 {
+                break;
+            }
+        }
+        s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            .unwrap();
+        String::from_utf8_lossy(&buf).to_string()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("vigil.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[responders]\n\
+             [[responders.routes]]\nname = \"soc\"\nkind = \"slack\"\nurl = \"http://{addr}/hook\"\n\
+             [[responders.routes]]\nname = \"nowhere\"\nkind = \"slack\"\nurl = \"http://127.0.0.1:9/\"\ntimeout_secs = 2\n"
+        ),
+    )
+    .unwrap();
+    let v = json_stdout(
+        vigil()
+            .args(["notify", "test", "soc", "--json", "--config"])
+            .arg(&config),
+    );
+    assert_eq!(v["delivered"], true, "{v}");
+    let request = got.join().unwrap();
+    assert!(request.starts_with("POST /hook"), "{request}");
+    assert!(request.contains("Vigil test notification"), "{request}");
+    // A receiver that is not there: exit 1 and why.
+    let out = vigil()
+        .args(["notify", "test", "nowhere", "--config"])
+        .arg(&config)
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    assert!(
+        String::from_utf8_lossy(&out).contains("cannot connect"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    // A route that is not configured: the names that are.
+    let err = vigil()
+        .args(["notify", "test", "slack", "--config"])
+        .arg(&config)
+        .assert()
+        .code(2)
+        .get_output()
+        .stderr
+        .clone();
+    assert!(String::from_utf8_lossy(&err).contains("soc, nowhere"));
+}

@@ -129,3 +129,31 @@ async fn run(mut socket: WebSocket, mut rx: broadcast::Receiver<Arc<IncidentEven
         }
     }
 }
+
+/// Query parameters of `GET /api/v1/deliveries`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveriesParams {
+    state: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/deliveries`: the responder outbox, newest change first (`state=dead` for
+/// the dead letters).
+pub async fn list_deliveries(
+    State(state): State<AppState>,
+    params: Result<Query<DeliveriesParams>, QueryRejection>,
+) -> Result<Json<Value>, AppError> {
+    let Query(p) = params?;
+    let wanted = p
+        .state
+        .as_deref()
+        .map(|s| {
+            vigil_store::DeliveryState::parse(s)
+                .ok_or_else(|| AppError::field("state", "`state` is pending, delivered or dead"))
+        })
+        .transpose()?;
+    let limit = crate::routes::parse_limit(p.limit)?;
+    let items = state.store.list_deliveries(wanted, limit).await?;
+    Ok(Json(serde_json::json!({ "deliveries": items })))
+}

@@ -1,0 +1,609 @@
+//! Responders: incidents delivered to Slack, generic webhooks and Shuffle SOAR along
+//! configured routes, through a durable outbox in the store.
+//!
+//! When an incident opens or changes, every route it matches gets one delivery queued in
+//! the store (`(route, incident, "opened")` is unique, so an incident reaches a route once,
+//! the first time it matches). A worker sends due deliveries with a timeout, a per-route
+//! rate limit, and retries with exponential backoff and jitter; a delivery that fails
+//! `max_attempts` times, or that the receiver refuses outright (a 4xx other than 408/429),
+//! becomes a dead letter. Receivers see the delivery id in `X-Vigil-Delivery` and can use
+//! it to drop a repeat (a crash between sending and recording can repeat one delivery).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use tokio::sync::Mutex;
+use vigil_core::{Incident, IncidentStatus, Severity};
+use vigil_store::{Delivery, DeliveryState, Store, StoreError};
+
+/// The kinds of responder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteKind {
+    /// A Slack incoming webhook (Block Kit message).
+    Slack,
+    /// Any HTTP endpoint: the incident as JSON, signed with HMAC-SHA256.
+    Webhook,
+    /// Shuffle SOAR: a workflow's webhook trigger, or its execute API (`…/execute`).
+    Shuffle,
+}
+
+/// One route: which incidents go where.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Name (`vigil notify test NAME`, metrics, dead letters).
+    pub name: String,
+    /// Where to.
+    pub kind: RouteKind,
+    /// The endpoint. `env:NAME` reads it from the environment (Slack webhook URLs are
+    /// secrets).
+    pub url: String,
+    /// Webhook: the HMAC-SHA256 key; Shuffle: the API key sent as a bearer token (needed by
+    /// the execute API). `env:NAME` reads it from the environment.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Extra request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Weakest incident sent.
+    #[serde(default = "default_min_severity")]
+    pub min_severity: Severity,
+    /// Only incidents holding a finding of one of these analyzers (names or prefixes ending
+    /// in `*`); empty: any.
+    #[serde(default)]
+    pub analyzers: Vec<String>,
+    /// Only incidents on these hosts (names, or prefixes ending in `*`); empty: any.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Seconds an attempt may take.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    /// Attempts before a delivery becomes a dead letter.
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    /// First retry delay in milliseconds; doubled each attempt (±50% jitter), capped at
+    /// `max_backoff_secs`.
+    #[serde(default = "default_backoff")]
+    pub backoff_ms: u64,
+    /// Longest retry delay.
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff_secs: u64,
+    /// Deliveries per minute at most (0: no limit).
+    #[serde(default = "default_rate")]
+    pub per_minute: u32,
+}
+
+fn default_min_severity() -> Severity {
+    Severity::Medium
+}
+fn default_timeout() -> u64 {
+    10
+}
+fn default_attempts() -> u32 {
+    8
+}
+fn default_backoff() -> u64 {
+    1000
+}
+fn default_max_backoff() -> u64 {
+    600
+}
+fn default_rate() -> u32 {
+    30
+}
+
+/// `[responders]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RespondConfig {
+    /// Where analysts open Vigil, for links back to incidents.
+    pub public_url: String,
+    /// Milliseconds between looks at the outbox.
+    pub poll_ms: u64,
+    /// The routes.
+    pub routes: Vec<RouteConfig>,
+}
+
+impl Default for RespondConfig {
+    fn default() -> Self {
+        RespondConfig {
+            public_url: "http://127.0.0.1:8080".into(),
+            poll_ms: 500,
+            routes: Vec::new(),
+        }
+    }
+}
+
+/// A configuration mistake, naming the route.
+#[derive(Debug, thiserror::Error)]
+#[error("responders.routes `{route}`: {message}")]
+pub struct RouteError {
+    /// The route.
+    pub route: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Resolves `env:NAME` from the environment.
+fn resolve(value: &str, route: &str, what: &str) -> Result<String, RouteError> {
+    match value.strip_prefix("env:") {
+        Some(var) => std::env::var(var).map_err(|_| RouteError {
+            route: route.into(),
+            message: format!("{what} names the environment variable {var}, which is not set"),
+        }),
+        None => Ok(value.to_string()),
+    }
+}
+
+/// A route ready to send: secrets resolved, client built.
+struct Route {
+    config: RouteConfig,
+    url: reqwest::Url,
+    secret: Option<String>,
+    headers: reqwest::header::HeaderMap,
+    http: reqwest::Client,
+    /// Start times of recent deliveries, for the rate limit.
+    recent: std::sync::Mutex<std::collections::VecDeque<Instant>>,
+}
+
+impl Route {
+    fn new(config: RouteConfig) -> Result<Route, RouteError> {
+        let err = |message: String| RouteError {
+            route: config.name.clone(),
+            message,
+        };
+        if config.name.trim().is_empty() {
+            return Err(err("the name is empty".into()));
+        }
+        let url = resolve(&config.url, &config.name, "url")?;
+        let url = reqwest::Url::parse(&url).map_err(|e| err(format!("url is not a URL ({e})")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(err("url must be http or https".into()));
+        }
+        let secret = config
+            .secret
+            .as_deref()
+            .map(|s| resolve(s, &config.name, "secret"))
+            .transpose()?;
+        if config.kind == RouteKind::Webhook && secret.as_deref().is_none_or(str::is_empty) {
+            return Err(err(
+                "a webhook route needs a secret to sign its requests with".into(),
+            ));
+        }
+        if config.max_attempts == 0 || config.timeout_secs == 0 {
+            return Err(err(
+                "max_attempts and timeout_secs must be at least 1".into()
+            ));
+        }
+        let mut headers = reqwest::header::HeaderMap::new();
+        for (k, v) in &config.headers {
+            let name = reqwest::header::HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| err(format!("header `{k}` is not a header name")))?;
+            let value = reqwest::header::HeaderValue::from_str(&resolve(v, &config.name, k)?)
+                .map_err(|_| err(format!("header `{k}` has a value that cannot be sent")))?;
+            headers.insert(name, value);
+        }
+        let timeout = Duration::from_secs(config.timeout_secs);
+        let builder = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            // A redirect could carry the signature or the bearer token elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("vigil/", env!("CARGO_PKG_VERSION")));
+        let http = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| builder.build()))
+            .map_err(|_| err("no rustls crypto provider is installed".into()))?
+            .map_err(|e| err(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Route {
+            config,
+            url,
+            secret,
+            headers,
+            http,
+            recent: Default::default(),
+        })
+    }
+
+    fn matches(&self, incident: &Incident, analyzers: &[String]) -> bool {
+        let c = &self.config;
+        let pattern = |p: &String, v: &str| match p.strip_suffix('*') {
+            Some(prefix) => v.starts_with(prefix),
+            None => v == p,
+        };
+        incident.severity >= c.min_severity
+            && matches!(
+                incident.status,
+                IncidentStatus::Open | IncidentStatus::Acknowledged
+            )
+            && (c.analyzers.is_empty()
+                || analyzers
+                    .iter()
+                    .any(|a| c.analyzers.iter().any(|p| pattern(p, a))))
+            && (c.hosts.is_empty()
+                || incident
+                    .host_name
+                    .as_deref()
+                    .is_some_and(|h| c.hosts.iter().any(|p| pattern(p, h))))
+    }
+
+    /// How long to wait before the next delivery may start (zero: now), and if zero,
+    /// counts this one.
+    fn admit(&self) -> Duration {
+        if self.config.per_minute == 0 {
+            return Duration::ZERO;
+        }
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        while recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+        {
+            recent.pop_front();
+        }
+        if recent.len() < self.config.per_minute as usize {
+            recent.push_back(now);
+            Duration::ZERO
+        } else {
+            Duration::from_secs(60) - now.duration_since(recent[0])
+        }
+    }
+
+    fn backoff(&self, attempts: u32) -> Duration {
+        let base = self.config.backoff_ms as f64 * 2f64.powi(attempts.saturating_sub(1) as i32);
+        let jitter = 0.5 + rand::random::<f64>();
+        let ms = (base * jitter).min(self.config.max_backoff_secs as f64 * 1000.0);
+        Duration::from_millis(ms as u64)
+    }
+}
+
+/// The body a route sends for a delivery.
+pub fn body(kind: RouteKind, delivery: &Delivery, public_url: &str, execute: bool) -> Value {
+    let incident = &delivery.payload;
+    let id = incident["id"].as_str().unwrap_or_default();
+    let link = format!("{}/api/v1/incidents/{id}", public_url.trim_end_matches('/'));
+    match kind {
+        RouteKind::Slack => {
+            let title = incident["title"].as_str().unwrap_or("incident");
+            let severity = incident["severity"].as_str().unwrap_or("unknown");
+            let fields: Vec<Value> = [
+                ("Severity", severity.to_string()),
+                (
+                    "Score",
+                    format!("{:.0}", incident["score"].as_f64().unwrap_or(0.0)),
+                ),
+                (
+                    "Entity",
+                    incident["entity"].as_str().unwrap_or("").to_string(),
+                ),
+                (
+                    "Findings",
+                    incident["finding_ids"]
+                        .as_array()
+                        .map_or(0, Vec::len)
+                        .to_string(),
+                ),
+            ]
+            .into_iter()
+            .map(|(k, v)| json!({"type": "mrkdwn", "text": format!("*{k}*\n{}", slack_escape(&v))}))
+            .collect();
+            let techniques = incident["techniques"]
+                .as_array()
+                .map(|t| {
+                    t.iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            let mut blocks = vec![
+                json!({"type": "header", "text": {"type": "plain_text",
+                    "text": truncate(&format!("[{}] {title}", severity.to_uppercase()), 150)}}),
+                json!({"type": "section", "fields": fields}),
+            ];
+            if !techniques.is_empty() {
+                blocks.push(json!({"type": "context", "elements": [
+                    {"type": "mrkdwn", "text": format!("ATT&CK: {}", slack_escape(&techniques))}]}));
+            }
+            blocks.push(json!({"type": "actions", "elements": [{
+                "type": "button", "text": {"type": "plain_text", "text": "Open in Vigil"},
+                "url": link}]}));
+            json!({
+                "text": truncate(&format!("[{severity}] {title}"), 3000),
+                "blocks": blocks,
+            })
+        }
+        RouteKind::Webhook => json!({
+            "delivery_id": delivery.id,
+            "kind": delivery.kind,
+            "link": link,
+            "incident": incident,
+        }),
+        RouteKind::Shuffle => {
+            let event = json!({
+                "source": "vigil",
+                "delivery_id": delivery.id,
+                "kind": delivery.kind,
+                "link": link,
+                "incident": incident,
+            });
+            if execute {
+                // The execute API takes the workflow's input as a string.
+                json!({"execution_argument": event.to_string()})
+            } else {
+                event
+            }
+        }
+    }
+}
+
+fn slack_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+/// `sha256=` and the hex HMAC-SHA256 of `timestamp.body` under `secret`.
+pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// What an attempt came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Attempt {
+    /// Accepted (2xx).
+    Delivered,
+    /// Failed; worth retrying (after at least this long, when the receiver said).
+    Retry(String, Option<Duration>),
+    /// Refused for good.
+    Refused(String),
+}
+
+/// The responders: routes, the outbox worker, the test sender.
+pub struct Responders {
+    routes: HashMap<String, Arc<Route>>,
+    order: Vec<String>,
+    public_url: String,
+    poll: Duration,
+    store: Arc<dyn Store>,
+    /// One worker pass at a time.
+    pass: Mutex<()>,
+}
+
+impl Responders {
+    /// Builds the routes (resolving `env:` secrets). Fails on the first bad route.
+    pub fn new(config: RespondConfig, store: Arc<dyn Store>) -> Result<Responders, RouteError> {
+        let mut routes = HashMap::new();
+        let mut order = Vec::new();
+        for r in config.routes {
+            let name = r.name.clone();
+            if routes.contains_key(&name) {
+                return Err(RouteError {
+                    route: name,
+                    message: "the name is used twice".into(),
+                });
+            }
+            routes.insert(name.clone(), Arc::new(Route::new(r)?));
+            order.push(name);
+        }
+        Ok(Responders {
+            routes,
+            order,
+            public_url: config.public_url,
+            poll: Duration::from_millis(config.poll_ms.max(10)),
+            store,
+            pass: Mutex::new(()),
+        })
+    }
+
+    /// Route names, in configuration order.
+    pub fn routes(&self) -> &[String] {
+        &self.order
+    }
+
+    /// Queues a delivery on every route the incident matches (once per route and
+    /// incident); `analyzers` are its findings' analyzers.
+    pub async fn incident_changed(
+        &self,
+        incident: &Incident,
+        analyzers: &[String],
+    ) -> Result<usize, StoreError> {
+        let now = vigil_core::now_rfc3339();
+        let payload = serde_json::to_value(incident).expect("an incident serialises");
+        let deliveries: Vec<Delivery> = self
+            .order
+            .iter()
+            .filter(|name| self.routes[*name].matches(incident, analyzers))
+            .map(|name| Delivery {
+                id: vigil_core::new_id(),
+                route: name.clone(),
+                incident_id: incident.id.clone(),
+                kind: "opened".into(),
+                state: DeliveryState::Pending,
+                attempts: 0,
+                next_at_ms: chrono::Utc::now().timestamp_millis(),
+                created_at: now.clone(),
+                updated_at: now.clone(),
+                last_error: None,
+                payload: payload.clone(),
+            })
+            .collect();
+        if deliveries.is_empty() {
+            return Ok(0);
+        }
+        self.store.enqueue_deliveries(&deliveries).await
+    }
+
+    /// Sends one delivery on its route now (no queue, no retries).
+    pub async fn attempt(&self, delivery: &Delivery) -> Attempt {
+        let Some(route) = self.routes.get(&delivery.route) else {
+            return Attempt::Refused(format!(
+                "route `{}` is no longer configured",
+                delivery.route
+            ));
+        };
+        send(route, delivery, &self.public_url).await
+    }
+
+    /// One pass over the due deliveries; returns how many were attempted.
+    pub async fn run_once(&self) -> Result<usize, StoreError> {
+        let _pass = self.pass.lock().await;
+        let now = chrono::Utc::now().timestamp_millis();
+        let due = self.store.due_deliveries(now, 200).await?;
+        let mut attempted = 0;
+        let mut sends = Vec::new();
+        for mut d in due {
+            let Some(route) = self.routes.get(&d.route).cloned() else {
+                d.state = DeliveryState::Dead;
+                d.last_error = Some(format!("route `{}` is no longer configured", d.route));
+                d.updated_at = vigil_core::now_rfc3339();
+                self.store.update_delivery(&d).await?;
+                continue;
+            };
+            let wait = route.admit();
+            if !wait.is_zero() {
+                metrics::counter!(vigil_core::metric_names::DELIVERIES_RATE_LIMITED,
+                    "route" => d.route.clone())
+                .increment(1);
+                d.next_at_ms = now + wait.as_millis() as i64;
+                d.updated_at = vigil_core::now_rfc3339();
+                self.store.update_delivery(&d).await?;
+                continue;
+            }
+            attempted += 1;
+            let public_url = self.public_url.clone();
+            sends.push(async move {
+                let outcome = send(&route, &d, &public_url).await;
+                (route, d, outcome)
+            });
+        }
+        for (route, mut d, outcome) in futures_util::future::join_all(sends).await {
+            d.attempts += 1;
+            d.updated_at = vigil_core::now_rfc3339();
+            let label = match &outcome {
+                Attempt::Delivered => {
+                    d.state = DeliveryState::Delivered;
+                    d.last_error = None;
+                    "delivered"
+                }
+                Attempt::Retry(e, after) if d.attempts < route.config.max_attempts => {
+                    let wait = route.backoff(d.attempts).max(after.unwrap_or_default());
+                    d.next_at_ms = chrono::Utc::now().timestamp_millis() + wait.as_millis() as i64;
+                    d.last_error = Some(e.clone());
+                    "retry"
+                }
+                Attempt::Retry(e, _) | Attempt::Refused(e) => {
+                    d.state = DeliveryState::Dead;
+                    d.last_error = Some(e.clone());
+                    tracing::error!(route = %d.route, incident = %d.incident_id,
+                        attempts = d.attempts, error = %e, "delivery failed for good: dead letter");
+                    "dead"
+                }
+            };
+            metrics::counter!(vigil_core::metric_names::DELIVERIES, "route" => d.route.clone(),
+                "outcome" => label)
+            .increment(1);
+            self.store.update_delivery(&d).await?;
+        }
+        Ok(attempted)
+    }
+
+    /// Runs passes every `poll_ms` until `stop` fires.
+    pub fn spawn(
+        self: &Arc<Self>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let r = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = r.run_once().await {
+                    tracing::error!(error = %e, "the responder outbox cannot be read");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(r.poll) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        })
+    }
+}
+
+async fn send(route: &Route, d: &Delivery, public_url: &str) -> Attempt {
+    let execute = route.url.path().ends_with("/execute");
+    let body = serde_json::to_vec(&body(route.config.kind, d, public_url, execute))
+        .expect("JSON serialises");
+    let mut req = route
+        .http
+        .post(route.url.clone())
+        .headers(route.headers.clone())
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header("X-Vigil-Delivery", d.id.as_str());
+    match route.config.kind {
+        RouteKind::Webhook => {
+            let ts = chrono::Utc::now().timestamp();
+            let secret = route.secret.as_deref().unwrap_or_default();
+            req = req
+                .header("X-Vigil-Timestamp", ts.to_string())
+                .header("X-Vigil-Signature", signature(secret, ts, &body));
+        }
+        RouteKind::Shuffle => {
+            if let Some(key) = &route.secret {
+                req = req.bearer_auth(key);
+            }
+        }
+        RouteKind::Slack => {}
+    }
+    match req.body(body).send().await {
+        Ok(resp) => {
+            let status = resp.status();
+            if status.is_success() {
+                return Attempt::Delivered;
+            }
+            let after = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(|s| Duration::from_secs(s.min(3600)));
+            let text: String = resp
+                .text()
+                .await
+                .unwrap_or_default()
+                .chars()
+                .take(200)
+                .collect();
+            let message = format!("HTTP {status}: {text}");
+            if status.is_server_error()
+                || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+                || status == reqwest::StatusCode::REQUEST_TIMEOUT
+            {
+                Attempt::Retry(message, after)
+            } else {
+                Attempt::Refused(message)
+            }
+        }
+        // The URL (a Slack webhook's is a secret) is left out of the error.
+        Err(e) => Attempt::Retry(
+            if e.is_timeout() {
+                "timed out".to_string()
+            } else if e.is_connect() {
+                "cannot connect".to_string()
+            } else {
+                format!("request failed: {}", e.without_url())
+            },
+            None,
+        ),
+    }
+}

@@ -31,6 +31,52 @@ pub enum RouteKind {
     Webhook,
     /// Shuffle SOAR: a workflow's webhook trigger, or its execute API (`…/execute`).
     Shuffle,
+    /// Email over SMTP (STARTTLS or TLS, with authentication): plain text and HTML.
+    Email,
+}
+
+/// How an email route secures its SMTP connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS, which must succeed (port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption (a relay on localhost only).
+    None,
+}
+
+/// An email route's SMTP settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    /// SMTP server.
+    pub host: String,
+    /// Port (587 for STARTTLS, 465 for TLS).
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    /// Transport security.
+    #[serde(default)]
+    pub tls: SmtpTls,
+    /// A PEM file of extra trusted roots (a private CA).
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// SMTP user (`env:NAME` reads it from the environment).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// SMTP password (`env:NAME` reads it from the environment).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Sender address, e.g. `Vigil <vigil@example.org>`.
+    pub from: String,
+    /// Recipients.
+    pub to: Vec<String>,
+}
+
+fn default_smtp_port() -> u16 {
+    587
 }
 
 /// One route: which incidents go where.
@@ -41,9 +87,13 @@ pub struct RouteConfig {
     pub name: String,
     /// Where to.
     pub kind: RouteKind,
-    /// The endpoint. `env:NAME` reads it from the environment (Slack webhook URLs are
-    /// secrets).
+    /// The endpoint of an HTTP route. `env:NAME` reads it from the environment (Slack
+    /// webhook URLs are secrets).
+    #[serde(default)]
     pub url: String,
+    /// SMTP settings of an email route.
+    #[serde(default)]
+    pub email: Option<EmailConfig>,
     /// Webhook: the HMAC-SHA256 key; Shuffle: the API key sent as a bearer token (needed by
     /// the execute API). `env:NAME` reads it from the environment.
     #[serde(default)]
@@ -144,23 +194,131 @@ fn resolve(value: &str, route: &str, what: &str) -> Result<String, RouteError> {
 /// A route ready to send: secrets resolved, client built.
 struct Route {
     config: RouteConfig,
-    url: reqwest::Url,
-    secret: Option<String>,
-    headers: reqwest::header::HeaderMap,
-    http: reqwest::Client,
+    target: Target,
     /// Start times of recent deliveries, for the rate limit.
     recent: std::sync::Mutex<std::collections::VecDeque<Instant>>,
 }
 
+/// Where a route sends.
+enum Target {
+    Http(Box<Http>),
+    Email(Box<Email>),
+}
+
+struct Http {
+    url: reqwest::Url,
+    secret: Option<String>,
+    headers: reqwest::header::HeaderMap,
+    http: reqwest::Client,
+}
+
+struct Email {
+    transport: lettre::AsyncSmtpTransport<lettre::Tokio1Executor>,
+    from: lettre::message::Mailbox,
+    to: Vec<lettre::message::Mailbox>,
+}
+
+fn route_error(config: &RouteConfig) -> impl Fn(String) -> RouteError + '_ {
+    |message| RouteError {
+        route: config.name.clone(),
+        message,
+    }
+}
+
 impl Route {
     fn new(config: RouteConfig) -> Result<Route, RouteError> {
-        let err = |message: String| RouteError {
-            route: config.name.clone(),
-            message,
-        };
+        let err = route_error(&config);
         if config.name.trim().is_empty() {
             return Err(err("the name is empty".into()));
         }
+        if config.max_attempts == 0 || config.timeout_secs == 0 {
+            return Err(err(
+                "max_attempts and timeout_secs must be at least 1".into()
+            ));
+        }
+        let target = if config.kind == RouteKind::Email {
+            let Some(email) = &config.email else {
+                return Err(err("an email route needs [responders.routes.email]".into()));
+            };
+            Target::Email(Box::new(Email::new(email, &config)?))
+        } else {
+            Target::Http(Box::new(Http::new(&config)?))
+        };
+        drop(err);
+        Ok(Route {
+            config,
+            target,
+            recent: Default::default(),
+        })
+    }
+}
+
+impl Email {
+    fn new(e: &EmailConfig, config: &RouteConfig) -> Result<Email, RouteError> {
+        use lettre::transport::smtp::authentication::Credentials;
+        use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+        let err = route_error(config);
+        let mailbox = |s: &str, what: &str| {
+            s.parse::<lettre::message::Mailbox>()
+                .map_err(|x| err(format!("email.{what} `{s}` is not an address ({x})")))
+        };
+        let from = mailbox(&e.from, "from")?;
+        if e.to.is_empty() {
+            return Err(err("email.to names no recipient".into()));
+        }
+        let to =
+            e.to.iter()
+                .map(|t| mailbox(t, "to"))
+                .collect::<Result<Vec<_>, _>>()?;
+        let params = || {
+            let mut b = TlsParameters::builder(e.host.clone());
+            if let Some(path) = &e.ca_file {
+                let pem = std::fs::read(path).map_err(|x| {
+                    err(format!(
+                        "email.ca_file {} cannot be read ({x})",
+                        path.display()
+                    ))
+                })?;
+                let cert = Certificate::from_pem(&pem)
+                    .map_err(|x| err(format!("email.ca_file is not a PEM certificate ({x})")))?;
+                b = b.add_root_certificate(cert);
+            }
+            b.build_rustls()
+                .map_err(|x| err(format!("cannot set up TLS ({x})")))
+        };
+        let tls = match e.tls {
+            SmtpTls::Starttls => Tls::Required(params()?),
+            SmtpTls::Tls => Tls::Wrapper(params()?),
+            SmtpTls::None => Tls::None,
+        };
+        let mut builder =
+            lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous(&e.host)
+                .port(e.port)
+                .tls(tls)
+                .timeout(Some(Duration::from_secs(config.timeout_secs)));
+        match (&e.username, &e.password) {
+            (Some(u), Some(p)) => {
+                builder = builder.credentials(Credentials::new(
+                    resolve(u, &config.name, "email.username")?,
+                    resolve(p, &config.name, "email.password")?,
+                ));
+            }
+            (None, None) => {}
+            _ => {
+                return Err(err("email.username and email.password go together".into()));
+            }
+        }
+        Ok(Email {
+            transport: builder.build(),
+            from,
+            to,
+        })
+    }
+}
+
+impl Http {
+    fn new(config: &RouteConfig) -> Result<Http, RouteError> {
+        let err = route_error(config);
         let url = resolve(&config.url, &config.name, "url")?;
         let url = reqwest::Url::parse(&url).map_err(|e| err(format!("url is not a URL ({e})")))?;
         if !matches!(url.scheme(), "http" | "https") {
@@ -174,11 +332,6 @@ impl Route {
         if config.kind == RouteKind::Webhook && secret.as_deref().is_none_or(str::is_empty) {
             return Err(err(
                 "a webhook route needs a secret to sign its requests with".into(),
-            ));
-        }
-        if config.max_attempts == 0 || config.timeout_secs == 0 {
-            return Err(err(
-                "max_attempts and timeout_secs must be at least 1".into()
             ));
         }
         let mut headers = reqwest::header::HeaderMap::new();
@@ -199,16 +352,16 @@ impl Route {
         let http = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| builder.build()))
             .map_err(|_| err("no rustls crypto provider is installed".into()))?
             .map_err(|e| err(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Route {
-            config,
+        Ok(Http {
             url,
             secret,
             headers,
             http,
-            recent: Default::default(),
         })
     }
+}
 
+impl Route {
     fn matches(&self, incident: &Incident, analyzers: &[String]) -> bool {
         let c = &self.config;
         let pattern = |p: &String, v: &str| match p.strip_suffix('*') {
@@ -317,7 +470,7 @@ pub fn body(kind: RouteKind, delivery: &Delivery, public_url: &str, execute: boo
                 "blocks": blocks,
             })
         }
-        RouteKind::Webhook => json!({
+        RouteKind::Webhook | RouteKind::Email => json!({
             "delivery_id": delivery.id,
             "kind": delivery.kind,
             "link": link,
@@ -541,16 +694,105 @@ impl Responders {
 }
 
 async fn send(route: &Route, d: &Delivery, public_url: &str) -> Attempt {
+    match &route.target {
+        Target::Http(http) => send_http(route.config.kind, http, d, public_url).await,
+        Target::Email(email) => send_email(email, d, public_url).await,
+    }
+}
+
+/// The subject, plain text and HTML of an incident's email.
+pub fn email_parts(delivery: &Delivery, public_url: &str) -> (String, String, String) {
+    let i = &delivery.payload;
+    let s = |k: &str| i[k].as_str().unwrap_or("").to_string();
+    let id = s("id");
+    let link = format!("{}/api/v1/incidents/{id}", public_url.trim_end_matches('/'));
+    let severity = s("severity");
+    let title = s("title");
+    let techniques = i["techniques"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    let findings = i["finding_ids"].as_array().map_or(0, Vec::len);
+    let score = i["score"].as_f64().unwrap_or(0.0);
+    let subject: String = format!("[Vigil][{}] {title}", severity.to_uppercase())
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
+    let rows = [
+        ("Severity", severity.clone()),
+        ("Score", format!("{score:.0}")),
+        ("Entity", s("entity")),
+        ("Status", s("status")),
+        ("First seen", s("first_seen")),
+        ("Last seen", s("last_seen")),
+        ("Findings", findings.to_string()),
+        ("ATT&CK", techniques),
+    ];
+    let mut text = format!("{title}\n\n");
+    for (k, v) in &rows {
+        text.push_str(&format!("{k}: {v}\n"));
+    }
+    text.push_str(&format!("\nOpen in Vigil: {link}\nIncident {id}\n"));
+    let esc = |v: &str| {
+        v.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let mut html = format!("<h2>{}</h2><table>", esc(&title));
+    for (k, v) in &rows {
+        html.push_str(&format!(
+            "<tr><th align=\"left\">{}</th><td>{}</td></tr>",
+            esc(k),
+            esc(v)
+        ));
+    }
+    html.push_str(&format!(
+        "</table><p><a href=\"{}\">Open in Vigil</a></p>",
+        esc(&link)
+    ));
+    (subject, text, html)
+}
+
+async fn send_email(email: &Email, d: &Delivery, public_url: &str) -> Attempt {
+    use lettre::AsyncTransport;
+    let (subject, text, html) = email_parts(d, public_url);
+    let mut builder = lettre::Message::builder()
+        .from(email.from.clone())
+        .subject(subject)
+        .message_id(Some(format!("<{}@vigil>", d.id)));
+    for to in &email.to {
+        builder = builder.to(to.clone());
+    }
+    let message = match builder.multipart(lettre::message::MultiPart::alternative_plain_html(
+        text, html,
+    )) {
+        Ok(m) => m,
+        Err(e) => return Attempt::Refused(format!("cannot build the message: {e}")),
+    };
+    match email.transport.send(message).await {
+        Ok(_) => Attempt::Delivered,
+        Err(e) if e.is_permanent() => Attempt::Refused(format!("SMTP refused: {e}")),
+        Err(e) => Attempt::Retry(format!("SMTP: {e}"), None),
+    }
+}
+
+async fn send_http(kind: RouteKind, route: &Http, d: &Delivery, public_url: &str) -> Attempt {
     let execute = route.url.path().ends_with("/execute");
-    let body = serde_json::to_vec(&body(route.config.kind, d, public_url, execute))
-        .expect("JSON serialises");
+    let body = serde_json::to_vec(&body(kind, d, public_url, execute)).expect("JSON serialises");
     let mut req = route
         .http
         .post(route.url.clone())
         .headers(route.headers.clone())
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header("X-Vigil-Delivery", d.id.as_str());
-    match route.config.kind {
+    match kind {
         RouteKind::Webhook => {
             let ts = chrono::Utc::now().timestamp();
             let secret = route.secret.as_deref().unwrap_or_default();
@@ -563,7 +805,7 @@ async fn send(route: &Route, d: &Delivery, public_url: &str) -> Attempt {
                 req = req.bearer_auth(key);
             }
         }
-        RouteKind::Slack => {}
+        RouteKind::Slack | RouteKind::Email => {}
     }
     match req.body(body).send().await {
         Ok(resp) => {

@@ -60,6 +60,7 @@ fn route(name: &str, kind: RouteKind, url: String) -> RouteConfig {
         name: name.into(),
         kind,
         url,
+        email: None,
         secret: None,
         headers: Default::default(),
         min_severity: Severity::Medium,

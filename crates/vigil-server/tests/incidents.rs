@@ -320,6 +320,7 @@ async fn incidents_reach_a_webhook_once_and_failures_end_as_dead_letters() {
         name: name.into(),
         kind: vigil_respond::RouteKind::Webhook,
         url: format!("http://{addr}{path}"),
+        email: None,
         secret: Some("k".into()),
         headers: Default::default(),
         min_severity: vigil_core::Severity::High,

@@ -444,15 +444,7 @@ pub fn body(kind: RouteKind, delivery: &Delivery, public_url: &str, execute: boo
             .into_iter()
             .map(|(k, v)| json!({"type": "mrkdwn", "text": format!("*{k}*\n{}", slack_escape(&v))}))
             .collect();
-            let techniques = incident["techniques"]
-                .as_array()
-                .map(|t| {
-                    t.iter()
-                        .filter_map(Value::as_str)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
-                .unwrap_or_default();
+            let techniques = techniques(incident);
             let mut blocks = vec![
                 json!({"type": "header", "text": {"type": "plain_text",
                     "text": truncate(&format!("[{}] {title}", severity.to_uppercase()), 150)}}),
@@ -492,6 +484,19 @@ pub fn body(kind: RouteKind, delivery: &Delivery, public_url: &str, execute: boo
             }
         }
     }
+}
+
+/// An incident's ATT&CK techniques, comma-separated.
+fn techniques(incident: &Value) -> String {
+    incident["techniques"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
 }
 
 fn slack_escape(s: &str) -> String {
@@ -708,15 +713,7 @@ pub fn email_parts(delivery: &Delivery, public_url: &str) -> (String, String, St
     let link = format!("{}/api/v1/incidents/{id}", public_url.trim_end_matches('/'));
     let severity = s("severity");
     let title = s("title");
-    let techniques = i["techniques"]
-        .as_array()
-        .map(|t| {
-            t.iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default();
+    let techniques = techniques(i);
     let findings = i["finding_ids"].as_array().map_or(0, Vec::len);
     let score = i["score"].as_f64().unwrap_or(0.0);
     let subject: String = format!("[Vigil][{}] {title}", severity.to_uppercase())

@@ -111,6 +111,9 @@ pub struct RouteConfig {
     /// Only incidents on these hosts (names, or prefixes ending in `*`); empty: any.
     #[serde(default)]
     pub hosts: Vec<String>,
+    /// Only incidents on hosts whose agent registered one of these tags; empty: any.
+    #[serde(default)]
+    pub tags: Vec<String>,
     /// Seconds an attempt may take.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
@@ -362,7 +365,7 @@ impl Http {
 }
 
 impl Route {
-    fn matches(&self, incident: &Incident, analyzers: &[String]) -> bool {
+    fn matches(&self, incident: &Incident, analyzers: &[String], host_tags: &[String]) -> bool {
         let c = &self.config;
         let pattern = |p: &String, v: &str| match p.strip_suffix('*') {
             Some(prefix) => v.starts_with(prefix),
@@ -382,6 +385,7 @@ impl Route {
                     .host_name
                     .as_deref()
                     .is_some_and(|h| c.hosts.iter().any(|p| pattern(p, h))))
+            && (c.tags.is_empty() || c.tags.iter().any(|t| host_tags.contains(t)))
     }
 
     /// How long to wait before the next delivery may start (zero: now), and if zero,
@@ -529,6 +533,9 @@ pub enum Attempt {
     Refused(String),
 }
 
+/// Agents' tags by host name.
+type HostTags = HashMap<String, Vec<String>>;
+
 /// The responders: routes, the outbox worker, the test sender.
 pub struct Responders {
     routes: HashMap<String, Arc<Route>>,
@@ -538,6 +545,8 @@ pub struct Responders {
     store: Arc<dyn Store>,
     /// One worker pass at a time.
     pass: Mutex<()>,
+    /// Agents' tags by host name, read from the store at most once a minute.
+    tags: Mutex<Option<(Instant, HostTags)>>,
 }
 
 impl Responders {
@@ -563,6 +572,7 @@ impl Responders {
             poll: Duration::from_millis(config.poll_ms.max(10)),
             store,
             pass: Mutex::new(()),
+            tags: Mutex::new(None),
         })
     }
 
@@ -578,12 +588,13 @@ impl Responders {
         incident: &Incident,
         analyzers: &[String],
     ) -> Result<usize, StoreError> {
+        let host_tags = self.host_tags(incident.host_name.as_deref()).await?;
         let now = vigil_core::now_rfc3339();
         let payload = serde_json::to_value(incident).expect("an incident serialises");
         let deliveries: Vec<Delivery> = self
             .order
             .iter()
-            .filter(|name| self.routes[*name].matches(incident, analyzers))
+            .filter(|name| self.routes[*name].matches(incident, analyzers, &host_tags))
             .map(|name| Delivery {
                 id: vigil_core::new_id(),
                 route: name.clone(),
@@ -602,6 +613,33 @@ impl Responders {
             return Ok(0);
         }
         self.store.enqueue_deliveries(&deliveries).await
+    }
+
+    /// The tags the agents on a host registered (only read when a route filters by tag).
+    async fn host_tags(&self, host: Option<&str>) -> Result<Vec<String>, StoreError> {
+        let Some(host) = host else {
+            return Ok(Vec::new());
+        };
+        if self.routes.values().all(|r| r.config.tags.is_empty()) {
+            return Ok(Vec::new());
+        }
+        let mut cache = self.tags.lock().await;
+        let fresh = cache
+            .as_ref()
+            .is_some_and(|(at, _)| at.elapsed() < Duration::from_secs(60));
+        if !fresh {
+            let mut by_host: HashMap<String, Vec<String>> = HashMap::new();
+            for a in self.store.list_agents().await? {
+                if let Some(h) = a.host_name {
+                    by_host.entry(h).or_default().extend(a.tags);
+                }
+            }
+            *cache = Some((Instant::now(), by_host));
+        }
+        Ok(cache
+            .as_ref()
+            .and_then(|(_, m)| m.get(host).cloned())
+            .unwrap_or_default())
     }
 
     /// Sends one delivery on its route now (no queue, no retries).

@@ -161,6 +161,7 @@ fn route(name: &str, port: u16, ca: &Path, password: &str) -> RouteConfig {
         min_severity: Severity::Medium,
         analyzers: vec![],
         hosts: vec![],
+        tags: vec![],
         timeout_secs: 5,
         max_attempts: 3,
         backoff_ms: 10,

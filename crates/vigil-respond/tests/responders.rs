@@ -66,6 +66,7 @@ fn route(name: &str, kind: RouteKind, url: String) -> RouteConfig {
         min_severity: Severity::Medium,
         analyzers: vec![],
         hosts: vec![],
+        tags: vec![],
         timeout_secs: 1,
         max_attempts: 4,
         backoff_ms: 10,
@@ -354,5 +355,44 @@ fn bad_routes_are_refused_with_their_name() {
             store
         )
         .is_err()
+    );
+}
+
+#[tokio::test]
+async fn routes_by_agent_tags() {
+    let (_dir, store) = store();
+    store
+        .register_agent(&vigil_store::AgentRegistration {
+            id: "a1".into(),
+            hostname: "pay-1".into(),
+            os: None,
+            version: None,
+            tags: vec!["pci".into(), "linux".into()],
+        })
+        .await
+        .unwrap();
+    let (base, _rx) = receiver().await;
+    let mut pci = route("pci", RouteKind::Slack, format!("{base}/pci"));
+    pci.tags = vec!["pci".into()];
+    let r = Responders::new(
+        RespondConfig {
+            routes: vec![pci],
+            ..Default::default()
+        },
+        store.clone(),
+    )
+    .unwrap();
+    assert_eq!(
+        r.incident_changed(&incident(Severity::High, "pay-1"), &[])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        r.incident_changed(&incident(Severity::High, "web-1"), &[])
+            .await
+            .unwrap(),
+        0,
+        "a host without the tag"
     );
 }

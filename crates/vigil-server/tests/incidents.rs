@@ -326,6 +326,7 @@ async fn incidents_reach_a_webhook_once_and_failures_end_as_dead_letters() {
         min_severity: vigil_core::Severity::High,
         analyzers: vec![],
         hosts: vec![],
+        tags: vec![],
         timeout_secs: 2,
         max_attempts: 3,
         backoff_ms: 10,

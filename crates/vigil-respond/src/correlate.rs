@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use vigil_core::{FieldLookup, Finding, Incident, IncidentStatus, Severity};
+use vigil_core::{Event, FieldLookup, Finding, Incident, IncidentStatus, Severity};
 
 /// One way of grouping findings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,9 +68,11 @@ impl Default for CorrelationConfig {
             max_findings: 1000,
             rules: vec![
                 rule("host", "host.name"),
-                rule("user", "evidence.user.name"),
+                rule("user", "event.user.name"),
+                rule("process", "event.process.hash.sha256"),
                 rule("file", "evidence.sha256"),
                 rule("remote", "evidence.connection.remote_ip"),
+                rule("destination", "event.destination.ip"),
             ],
         }
     }
@@ -101,13 +103,13 @@ impl CorrelationConfig {
             }
             let ok = r.entity == "host.name"
                 || r.entity == "agent.id"
-                || r.entity
-                    .strip_prefix("evidence.")
-                    .is_some_and(|p| !p.is_empty());
+                || ["evidence.", "event."]
+                    .iter()
+                    .any(|p| r.entity.strip_prefix(p).is_some_and(|p| !p.is_empty()));
             if !ok {
                 return Err(format!(
-                    "incidents.rules `{}`: entity `{}` must be host.name, agent.id or \
-                     evidence.<path>",
+                    "incidents.rules `{}`: entity `{}` must be host.name, agent.id, \
+                     evidence.<path> or event.<path>",
                     r.name, r.entity
                 ));
             }
@@ -126,19 +128,28 @@ impl Rule {
                 }))
     }
 
-    /// The entity value of a finding, when it has one.
-    fn value(&self, f: &Finding) -> Option<String> {
+    /// Whether the rule reads the finding's event.
+    pub fn reads_events(&self) -> bool {
+        self.entity.starts_with("event.")
+    }
+
+    /// The entity value of a finding (with its first event, when known), if it has one.
+    fn value(&self, f: &Finding, event: Option<&Event>) -> Option<String> {
+        let scalar = |v: &Value| match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        };
         let v = match self.entity.as_str() {
             "host.name" => f.host_name.clone(),
             "agent.id" => f.agent_id.clone(),
-            path => {
-                let path = path.strip_prefix("evidence.")?;
-                match FieldLookup::get(f.evidence.as_object()?, path)? {
-                    Value::String(s) => Some(s.clone()),
-                    Value::Number(n) => Some(n.to_string()),
-                    _ => None,
-                }
-            }
+            path => match path.strip_prefix("event.") {
+                Some(p) => scalar(event?.get(p)?),
+                None => scalar(FieldLookup::get(
+                    f.evidence.as_object()?,
+                    path.strip_prefix("evidence.")?,
+                )?),
+            },
         }?;
         let v = v.trim();
         (!v.is_empty() && v.len() <= 512).then(|| v.to_string())
@@ -264,6 +275,21 @@ impl Correlator {
     /// Correlates findings (oldest first); returns the incidents they opened or changed,
     /// each once, as they are after the batch.
     pub fn absorb(&mut self, findings: &[Finding]) -> Vec<Change> {
+        self.absorb_with(findings, &HashMap::new())
+    }
+
+    /// Whether some rule reads the findings' events.
+    pub fn reads_events(&self) -> bool {
+        self.config.rules.iter().any(Rule::reads_events)
+    }
+
+    /// [`Correlator::absorb`] with the findings' first events, by finding id, for rules on
+    /// `event.` fields.
+    pub fn absorb_with(
+        &mut self,
+        findings: &[Finding],
+        events: &HashMap<String, Event>,
+    ) -> Vec<Change> {
         let mut changed: Vec<(String, ChangeKind)> = Vec::new();
         let window = chrono::Duration::seconds(self.config.window_secs as i64);
         for f in findings {
@@ -272,7 +298,7 @@ impl Correlator {
                 .rules
                 .iter()
                 .filter(|r| r.applies(f))
-                .find_map(|r| r.value(f).map(|v| (r, v)))
+                .find_map(|r| r.value(f, events.get(&f.id)).map(|v| (r, v)))
             else {
                 continue;
             };

@@ -138,11 +138,28 @@ impl IncidentService {
     /// Correlates a batch of stored findings; stores and announces what changed. Storage
     /// is retried until it succeeds: an incident is never lost to a passing store error.
     pub async fn correlate(&self, findings: &[Finding]) {
-        let changes = {
-            let mut c = self.correlator.lock().await;
-            c.expire(chrono::Utc::now());
-            c.absorb(findings)
-        };
+        let mut c = self.correlator.lock().await;
+        // Rules on `event.` fields read each finding's first event.
+        let mut events = std::collections::HashMap::new();
+        if c.reads_events() {
+            for f in findings {
+                let Some(id) = f.event_ids.first() else {
+                    continue;
+                };
+                match self.store.get_event(id).await {
+                    Ok(Some(e)) => {
+                        events.insert(f.id.clone(), e);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "an event of a finding cannot be read; its event fields are not correlated")
+                    }
+                }
+            }
+        }
+        c.expire(chrono::Utc::now());
+        let changes = c.absorb_with(findings, &events);
+        drop(c);
         for change in changes {
             self.save(&change.incident).await;
             if let Some(r) = &self.responders {

@@ -410,3 +410,36 @@ async fn incidents_reach_a_webhook_once_and_failures_end_as_dead_letters() {
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn findings_without_a_host_group_by_user_or_process_from_their_events() {
+    let (h, _service) = with_incidents().await;
+    send(
+        &h,
+        &[
+            json!({"message": "alert: sudo abuse", "score": 60, "user": {"name": "alice"}}),
+            json!({"message": "alert: odd login", "score": 60, "user": {"name": "alice"}}),
+            json!({"message": "alert: packed binary", "score": 60,
+                   "process": {"hash": {"sha256": "ab".repeat(32)}}}),
+        ],
+    )
+    .await;
+    let list = incidents(&h, 3).await;
+    let mut entities: Vec<(String, usize)> = list
+        .iter()
+        .map(|i| {
+            (
+                i["entity"].as_str().unwrap().to_string(),
+                i["finding_ids"].as_array().unwrap().len(),
+            )
+        })
+        .collect();
+    entities.sort();
+    assert_eq!(
+        entities,
+        vec![
+            (format!("process:{}", "ab".repeat(32)), 1),
+            ("user:alice".to_string(), 2)
+        ]
+    );
+}

@@ -61,6 +61,12 @@ pub enum PatchError {
     Store(#[from] StoreError),
 }
 
+/// Where the correlator keeps the time of the newest finding it correlated (cache
+/// namespace, key).
+const CHECKPOINT: (&str, &str) = ("correlator", "checkpoint");
+/// Findings correlated when catching up after a crash at most.
+const CATCH_UP_MAX: usize = 100_000;
+
 /// Longest assignee and note.
 const MAX_ASSIGNEE: usize = 256;
 const MAX_NOTE: usize = 16 * 1024;
@@ -122,12 +128,80 @@ impl IncidentService {
             }
         }
         let (events, _) = broadcast::channel(1024);
-        Ok(Arc::new(IncidentService {
+        let service = Arc::new(IncidentService {
             store,
             responders,
             correlator: Mutex::new(correlator),
             events,
-        }))
+        });
+        service.catch_up().await?;
+        Ok(service)
+    }
+
+    /// Correlates the findings stored after the last checkpoint that no incident holds:
+    /// those a crash left between storing and correlating them.
+    async fn catch_up(&self) -> Result<(), StoreError> {
+        let Some(bytes) = self.store.cache_get(CHECKPOINT.0, CHECKPOINT.1).await? else {
+            return Ok(());
+        };
+        let Some(checkpoint) = std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        else {
+            return Ok(());
+        };
+        // Findings are stamped by their analyzers, a little before they are stored: look a
+        // few minutes further back, and skip what incidents changed since then hold.
+        let since = checkpoint.with_timezone(&chrono::Utc) - chrono::Duration::minutes(5);
+        let mut held = std::collections::HashSet::new();
+        let mut cursor = None;
+        loop {
+            let page = self
+                .store
+                .query_incidents(&IncidentQuery {
+                    since: Some(since),
+                    limit: vigil_store::MAX_PAGE,
+                    cursor,
+                    ..Default::default()
+                })
+                .await?;
+            held.extend(page.items.into_iter().flat_map(|i| i.finding_ids));
+            cursor = page.next;
+            if cursor.is_none() {
+                break;
+            }
+        }
+        let mut missed = Vec::new();
+        let mut cursor = None;
+        while missed.len() < CATCH_UP_MAX {
+            let page = self
+                .store
+                .query_findings(&vigil_store::FindingQuery {
+                    since: Some(since),
+                    limit: vigil_store::MAX_PAGE,
+                    cursor,
+                    ..Default::default()
+                })
+                .await?;
+            missed.extend(page.items.into_iter().filter(|f| !held.contains(&f.id)));
+            cursor = page.next;
+            if cursor.is_none() {
+                break;
+            }
+        }
+        if missed.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(
+            findings = missed.len(),
+            "correlating findings stored before the last stop but not correlated"
+        );
+        // Newest first from the store; the correlator wants the oldest first.
+        missed.reverse();
+        for batch in missed.chunks(1000) {
+            self.correlate(batch).await;
+        }
+        Ok(())
     }
 
     /// Incident events from now on.
@@ -184,6 +258,15 @@ impl IncidentService {
                 kind,
                 incident: change.incident,
             }));
+        }
+        // The newest finding correlated, for catching up after a crash.
+        if let Some(newest) = findings.iter().map(|f| f.timestamp.as_str()).max()
+            && let Err(e) = self
+                .store
+                .cache_put(CHECKPOINT.0, CHECKPOINT.1, newest.as_bytes(), None)
+                .await
+        {
+            tracing::warn!(error = %e, "the correlation checkpoint cannot be saved");
         }
     }
 

@@ -443,3 +443,52 @@ async fn findings_without_a_host_group_by_user_or_process_from_their_events() {
         ]
     );
 }
+
+#[tokio::test]
+async fn findings_stored_but_not_correlated_before_a_crash_are_caught_up_once() {
+    let (h, _service) = with_incidents().await;
+    send(
+        &h,
+        &[
+            json!({"message": "alert: one", "score": 60, "host.name": "web-1"}),
+            json!({"message": "alert: two", "score": 60, "host.name": "db-1"}),
+        ],
+    )
+    .await;
+    incidents(&h, 2).await;
+    // A finding stored just before a crash, never handed to the correlator.
+    let mut late = vigil_core::Finding::new("test:alert", 70.0, "alert: late");
+    late.host_name = Some("web-1".into());
+    h.state
+        .store
+        .insert_findings(&[late.clone()])
+        .await
+        .unwrap();
+    // The restart catches it up, into web-1's open incident, and nothing else twice.
+    let _again = IncidentService::start(CorrelationConfig::default(), h.state.store.clone(), None)
+        .await
+        .unwrap();
+    let list = incidents(&h, 3).await;
+    assert_eq!(list.len(), 2, "{list:?}");
+    let web = list.iter().find(|i| i["entity"] == "host:web-1").unwrap();
+    let ids: Vec<&str> = web["finding_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "{web}");
+    assert!(ids.contains(&late.id.as_str()));
+    let db = list.iter().find(|i| i["entity"] == "host:db-1").unwrap();
+    assert_eq!(db["finding_ids"].as_array().unwrap().len(), 1, "{db}");
+    // A second restart finds nothing more to do.
+    let _third = IncidentService::start(CorrelationConfig::default(), h.state.store.clone(), None)
+        .await
+        .unwrap();
+    let list = incidents(&h, 3).await;
+    let total: usize = list
+        .iter()
+        .map(|i| i["finding_ids"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(total, 3);
+}

@@ -290,7 +290,11 @@ impl Correlator {
         findings: &[Finding],
         events: &HashMap<String, Event>,
     ) -> Vec<Change> {
-        let mut changed: Vec<(String, ChangeKind)> = Vec::new();
+        // Keys in the order they first changed, and how (a key opened twice in one batch
+        // keeps its place and says `Opened`).
+        let mut changed: Vec<String> = Vec::new();
+        let mut how: HashMap<String, ChangeKind> = HashMap::new();
+        let mut out: Vec<Change> = Vec::new();
         let window = chrono::Duration::seconds(self.config.window_secs as i64);
         for f in findings {
             let Some((rule, value)) = self
@@ -309,6 +313,14 @@ impl Correlator {
                 (at - a.last).abs() <= window || a.conditions.contains(&condition)
             });
             if !joins {
+                // The incident this one replaces changed earlier in the batch: report it
+                // as it stands.
+                if let Some(kind) = how.remove(&key) {
+                    changed.retain(|k| *k != key);
+                    if let Some(old) = self.active.get(&key) {
+                        out.push(old.change(kind));
+                    }
+                }
                 let now = vigil_core::now_rfc3339();
                 let incident = Incident {
                     id: vigil_core::new_id(),
@@ -336,10 +348,11 @@ impl Correlator {
                         miss: 1.0,
                     },
                 );
-                changed.retain(|(k, _)| *k != key);
-                changed.push((key.clone(), ChangeKind::Opened));
-            } else if !changed.iter().any(|(k, _)| *k == key) {
-                changed.push((key.clone(), ChangeKind::Updated));
+                how.insert(key.clone(), ChangeKind::Opened);
+                changed.push(key.clone());
+            } else if !how.contains_key(&key) {
+                how.insert(key.clone(), ChangeKind::Updated);
+                changed.push(key.clone());
             }
             let a = self.active.get_mut(&key).expect("inserted above");
             a.last = a.last.max(at);
@@ -381,21 +394,25 @@ impl Correlator {
             };
             inc.updated_at = vigil_core::now_rfc3339();
         }
-        changed
-            .into_iter()
-            .map(|(key, kind)| {
-                let a = &self.active[&key];
-                let mut analyzers: Vec<String> =
-                    a.conditions.iter().map(|(an, _)| an.clone()).collect();
-                analyzers.sort();
-                analyzers.dedup();
-                Change {
-                    kind,
-                    incident: a.incident.clone(),
-                    analyzers,
-                }
-            })
-            .collect()
+        out.extend(
+            changed
+                .into_iter()
+                .map(|key| self.active[&key].change(how[&key])),
+        );
+        out
+    }
+}
+
+impl Active {
+    fn change(&self, kind: ChangeKind) -> Change {
+        let mut analyzers: Vec<String> = self.conditions.iter().map(|(an, _)| an.clone()).collect();
+        analyzers.sort();
+        analyzers.dedup();
+        Change {
+            kind,
+            incident: self.incident.clone(),
+            analyzers,
+        }
     }
 }
 
@@ -472,6 +489,18 @@ mod tests {
         let changes = c.absorb(&[late]);
         assert_eq!(changes[0].kind, ChangeKind::Opened);
         assert_ne!(changes[0].incident.id, inc.id);
+    }
+
+    #[test]
+    fn a_batch_spanning_windows_reports_every_incident() {
+        let mut c = Correlator::new(CorrelationConfig::default());
+        let a = finding("logs", 60.0, Some("ws-1"), "2026-11-30T10:00:00Z");
+        let b = finding("files", 60.0, Some("ws-1"), "2026-11-30T13:00:00Z");
+        let changes = c.absorb(&[a.clone(), b.clone()]);
+        assert_eq!(changes.len(), 2);
+        assert_eq!(changes[0].incident.finding_ids, vec![a.id]);
+        assert_eq!(changes[1].incident.finding_ids, vec![b.id]);
+        assert!(changes.iter().all(|c| c.kind == ChangeKind::Opened));
     }
 
     #[test]

@@ -363,13 +363,7 @@ mod tests {
     use super::*;
 
     fn sessions() -> Vec<Vec<u32>> {
-        (0..60)
-            .map(|i| match i % 3 {
-                0 => vec![1, 2, 3, 4, 5],
-                1 => vec![1, 2, 3, 3, 4, 5],
-                _ => vec![1, 2, 7, 8, 5],
-            })
-            .collect()
+        crate::detect::test_sessions()
     }
 
     fn spec() -> TrainSpec {

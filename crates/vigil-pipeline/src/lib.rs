@@ -376,15 +376,8 @@ fn run_worker(
     }
 }
 
-/// Runs every interested analyzer on one event, catching panics so that one broken
-/// analyzer cannot take the others down.
-pub fn analyze_event(registry: &AnalyzerRegistry, event: &Event) -> Vec<Finding> {
-    let mut out = run_analyzers(registry, event, true);
-    out.extend(run_analyzers(registry, event, false));
-    out
-}
-
-/// Runs the interested ordered (or unordered) analyzers on one event.
+/// Runs the interested ordered (or unordered) analyzers on one event, catching panics so
+/// that one broken analyzer cannot take the others down.
 fn run_analyzers(registry: &AnalyzerRegistry, event: &Event, ordered: bool) -> Vec<Finding> {
     let mut out = Vec::new();
     for analyzer in registry.snapshot().iter() {

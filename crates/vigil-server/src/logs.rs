@@ -102,17 +102,28 @@ struct Closed {
 /// Appends closed sessions to `sessions.txt`, rotating to `sessions.1.txt` when full.
 struct Recorder {
     path: PathBuf,
+    /// Lines in `sessions.txt`.
     lines: usize,
+    /// Lines in `sessions.1.txt`.
+    older: usize,
     max: usize,
+}
+
+fn count_lines(path: &Path) -> usize {
+    std::fs::read(path)
+        .map(|b| b.iter().filter(|&&c| c == b'\n').count())
+        .unwrap_or(0)
 }
 
 impl Recorder {
     fn open(dir: &Path, max: usize) -> Recorder {
         let path = dir.join("sessions.txt");
-        let lines = std::fs::read(&path)
-            .map(|b| b.iter().filter(|&&c| c == b'\n').count())
-            .unwrap_or(0);
-        Recorder { path, lines, max }
+        Recorder {
+            lines: count_lines(&path),
+            older: count_lines(&path.with_file_name("sessions.1.txt")),
+            path,
+            max,
+        }
     }
 
     fn append(&mut self, sessions: &[&[u32]]) -> std::io::Result<()> {
@@ -127,6 +138,7 @@ impl Recorder {
                     _ => Err(e),
                 },
             )?;
+            self.older = self.lines;
             self.lines = 0;
         }
         let mut text = String::new();
@@ -508,10 +520,7 @@ impl LogService {
             .len();
         let recorded = {
             let r = self.recorder.lock().unwrap_or_else(|e| e.into_inner());
-            let older = std::fs::read(r.path.with_file_name("sessions.1.txt"))
-                .map(|b| b.iter().filter(|&&c| c == b'\n').count())
-                .unwrap_or(0);
-            r.lines + older
+            r.lines + r.older
         };
         let training = self
             .training
@@ -530,9 +539,8 @@ impl LogService {
         })
     }
 
-    /// The stored model versions.
-    pub fn models(&self) -> Result<Value, LogError> {
-        let active = self.active_version();
+    /// The version numbers of the stored model files, ascending.
+    fn versions(&self) -> Result<Vec<u64>, LogError> {
         let mut versions: Vec<u64> = std::fs::read_dir(self.dir.join("models"))
             .map_err(internal("listing logs/models"))?
             .filter_map(|e| e.ok())
@@ -542,6 +550,13 @@ impl LogService {
             })
             .collect();
         versions.sort_unstable();
+        Ok(versions)
+    }
+
+    /// The stored model versions.
+    pub fn models(&self) -> Result<Value, LogError> {
+        let active = self.active_version();
+        let versions = self.versions()?;
         let items: Vec<Value> = versions
             .iter()
             .filter_map(|&v| {
@@ -624,11 +639,8 @@ impl LogService {
                 self.config.min_train_sessions
             )));
         }
-        let version = self.models()?["models"]
-            .as_array()
-            .and_then(|a| a.iter().filter_map(|m| m["version"].as_u64()).max())
-            .unwrap_or(0)
-            + 1;
+        // From the file names, so that a file that no longer parses is not overwritten.
+        let version = self.versions()?.last().copied().unwrap_or(0) + 1;
         // Sequences sent with the request carry their own keys: the model gets no templates.
         let drain =
             (!from_request).then(|| self.drain.lock().unwrap_or_else(|e| e.into_inner()).clone());

@@ -260,6 +260,10 @@ pub struct EvalLogsArgs {
     /// LogBERT: weight of the hypersphere loss (0: off).
     #[arg(long)]
     hypersphere: Option<f64>,
+    /// LogBERT: share of training sessions inside the sphere's radius; sessions further out
+    /// are anomalous (0: the sphere does not judge).
+    #[arg(long)]
+    sphere_quantile: Option<f64>,
     /// DeepLog: do not predict the end of a session.
     #[arg(long)]
     no_end: bool,
@@ -311,6 +315,7 @@ fn logbert_params(args: &EvalLogsArgs) -> vigil_logs::detect::logbert::LogBertPa
         max_misses: args.max_misses.unwrap_or(d.max_misses),
         mask_ratio: args.mask_ratio.unwrap_or(d.mask_ratio),
         hypersphere: args.hypersphere.unwrap_or(d.hypersphere),
+        sphere_quantile: args.sphere_quantile.unwrap_or(d.sphere_quantile),
         epochs: args.epochs.unwrap_or(d.epochs),
         cache: args.cache.unwrap_or(d.cache),
         seed: args.seed,

@@ -814,7 +814,32 @@ fn eval_logs_prints_the_metrics_other_tooling_reads() {
             assert_eq!(v["abnormal_recall"], 1.0, "{model}: {v}");
         }
     }
-    // Clear errors: a bad sequence file, a missing file.
+    // Clear errors: a parameter out of range, a bad sequence file, a missing file.
+    let err = vigil()
+        .args([
+            "eval",
+            "logs",
+            "--model",
+            "logbert",
+            "--sphere-quantile",
+            "2",
+        ])
+        .args([
+            "--train".as_ref(),
+            t.as_os_str(),
+            "--labelled".as_ref(),
+            l.as_os_str(),
+        ])
+        .assert()
+        .failure()
+        .get_output()
+        .stderr
+        .clone();
+    assert!(
+        String::from_utf8_lossy(&err).contains("sphere_quantile"),
+        "{}",
+        String::from_utf8_lossy(&err)
+    );
     std::fs::write(&a, "5 5 x\n").unwrap();
     let err = vigil()
         .args(["eval", "logs", "--model", "iforest"])

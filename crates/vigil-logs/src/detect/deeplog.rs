@@ -749,13 +749,7 @@ mod tests {
 
     /// Two normal session shapes: a b c d e (sometimes with c repeated) and a b x y e.
     fn normal() -> Vec<Vec<u32>> {
-        (0..60)
-            .map(|i| match i % 3 {
-                0 => vec![1, 2, 3, 4, 5],
-                1 => vec![1, 2, 3, 3, 4, 5],
-                _ => vec![1, 2, 7, 8, 5],
-            })
-            .collect()
+        crate::detect::test_sessions()
     }
 
     fn params() -> DeepLogParams {

@@ -314,6 +314,19 @@ impl Ensemble {
     }
 }
 
+/// Normal sessions for the detectors' tests: `1 2 3 4 5`, `1 2 3 3 4 5` and `1 2 7 8 5`,
+/// twenty of each.
+#[cfg(test)]
+pub(crate) fn test_sessions() -> Vec<Vec<u32>> {
+    (0..60)
+        .map(|i| match i % 3 {
+            0 => vec![1, 2, 3, 4, 5],
+            1 => vec![1, 2, 3, 3, 4, 5],
+            _ => vec![1, 2, 7, 8, 5],
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -151,6 +151,16 @@ impl FileService {
         }
     }
 
+    /// VirusTotal's report for a hash (cache first, then the server's key); `None` when no
+    /// key is configured and nothing is cached.
+    pub async fn virustotal(&self, sha256: &str) -> Result<Option<Value>, String> {
+        match self.vt.lookup(sha256, None).await {
+            Ok(r) => serde_json::to_value(r).map(Some).map_err(|e| e.to_string()),
+            Err(vigil_file::vt::VtError::NoKey) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     /// The verdicts the pipeline's [`FileHashAnalyzer`] reads.
     pub fn known(&self) -> &Arc<KnownFiles> {
         &self.known

@@ -16,6 +16,7 @@ pub mod protocol;
 mod routes;
 pub mod stream;
 pub mod telemetry;
+pub mod triage;
 
 pub use auth::{AuthConfig, Authenticator, Principal, generate_api_key, hash_api_key};
 pub use error::{AppError, ErrorBody, ErrorDetail};
@@ -87,6 +88,8 @@ pub struct AppState {
     pub logs: Option<Arc<logs::LogService>>,
     /// Incident correlation; `None` answers its changes and stream with `503`.
     pub incidents: Option<Arc<vigil_respond::IncidentService>>,
+    /// The triage agent; `None` answers `POST /api/v1/triage` with `503`.
+    pub triage: Option<Arc<triage::TriageService>>,
 }
 
 /// The whole HTTP application.
@@ -144,6 +147,11 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/analyze",
             post(routes::scripts::analyze).layer(DefaultBodyLimit::max(cfg.max_event_bytes)),
         )
+        .route(
+            "/api/v1/triage",
+            post(routes::triage::triage)
+                .layer(DefaultBodyLimit::max(routes::triage::TRIAGE_BODY_LIMIT)),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_agent,
@@ -179,6 +187,11 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/logs/status", get(routes::logs::status))
         .route("/api/v1/logs/templates", get(routes::logs::templates))
         .route("/api/v1/logs/models", get(routes::logs::models))
+        .route("/api/v1/reports", get(routes::triage::list_reports))
+        .route("/api/v1/reports/{id}", get(routes::triage::get_report))
+        .route("/api/v1/assets", get(routes::triage::list_assets))
+        .route("/api/v1/assets/{id}", get(routes::triage::get_asset))
+        .route("/api/v1/kb/search", get(routes::triage::kb_search))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_viewer,
@@ -212,6 +225,10 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/api/v1/logs/models/{version}/activate",
             post(routes::logs::activate),
+        )
+        .route(
+            "/api/v1/assets/{id}",
+            put(routes::triage::put_asset).delete(routes::triage::delete_asset),
         )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -319,6 +336,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("patch", "/api/v1/incidents/{id}"),
     ("get", "/api/v1/incidents/stream"),
     ("get", "/api/v1/deliveries"),
+    ("post", "/api/v1/triage"),
+    ("get", "/api/v1/reports"),
+    ("get", "/api/v1/reports/{id}"),
+    ("get", "/api/v1/assets"),
+    ("get", "/api/v1/assets/{id}"),
+    ("put", "/api/v1/assets/{id}"),
+    ("delete", "/api/v1/assets/{id}"),
+    ("get", "/api/v1/kb/search"),
     ("get", "/api/v1/health"),
     ("get", "/metrics"),
 ];

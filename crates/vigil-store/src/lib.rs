@@ -170,6 +170,30 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes expired cache entries; returns how many.
     async fn cache_purge_expired(&self) -> Result<u64, StoreError>;
 
+    // Triage reports.
+    /// Stores a report (replacing one with the same id).
+    async fn put_report(&self, report: &ReportRecord) -> Result<(), StoreError>;
+    /// A report by id.
+    async fn get_report(&self, id: &str) -> Result<Option<ReportRecord>, StoreError>;
+    /// Reports, newest first; `markdown` and `doc` are left empty in the list.
+    async fn query_reports(&self, query: &ReportQuery) -> Result<Page<ReportRecord>, StoreError>;
+
+    // The asset inventory.
+    /// Creates or replaces an asset.
+    async fn put_asset(&self, asset: &Asset) -> Result<(), StoreError>;
+    /// An asset by id.
+    async fn get_asset(&self, id: &str) -> Result<Option<Asset>, StoreError>;
+    /// Assets with this address or host name (either may be `None`), at most 100.
+    async fn find_assets(
+        &self,
+        ip: Option<&str>,
+        host: Option<&str>,
+    ) -> Result<Vec<Asset>, StoreError>;
+    /// Every asset, by id (at most `limit`).
+    async fn list_assets(&self, limit: usize) -> Result<Vec<Asset>, StoreError>;
+    /// Deletes an asset; whether it existed.
+    async fn delete_asset(&self, id: &str) -> Result<bool, StoreError>;
+
     /// Queues deliveries; one whose `(route, incident_id, kind)` is queued already is
     /// skipped. Returns how many were new.
     async fn enqueue_deliveries(&self, deliveries: &[Delivery]) -> Result<usize, StoreError>;

@@ -25,6 +25,10 @@ pub struct EventQuery {
     pub host: Option<String>,
     /// Only events with this `event.category`.
     pub category: Option<String>,
+    /// Only events whose `source.ip`, `destination.ip` or `host.ip` is this address.
+    pub ip: Option<String>,
+    /// Only events whose JSON contains this text (case-sensitive substring).
+    pub text: Option<String>,
     /// `@timestamp` at or after.
     pub since: Option<DateTime<Utc>>,
     /// `@timestamp` before.
@@ -46,6 +50,8 @@ pub struct FindingQuery {
     pub min_severity: Option<Severity>,
     /// Only findings about this event.
     pub event_id: Option<String>,
+    /// Only findings whose JSON (summary, evidence) contains this text.
+    pub text: Option<String>,
     /// Made at or after.
     pub since: Option<DateTime<Utc>>,
     /// Made before.
@@ -230,6 +236,8 @@ pub struct ConnectionQuery {
     pub process: Option<String>,
     /// Only anomalies.
     pub anomalies_only: bool,
+    /// Only connections to this remote address (or its pseudonym when IPs are hashed).
+    pub remote: Option<String>,
     /// At or after.
     pub since: Option<DateTime<Utc>>,
     /// Before.
@@ -315,4 +323,81 @@ pub struct Delivery {
     pub last_error: Option<String>,
     /// What is sent: the incident as it was when queued.
     pub payload: serde_json::Value,
+}
+
+/// A triage report as stored: the summary columns and the full report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportRecord {
+    /// Unique id (UUIDv7).
+    pub id: String,
+    /// Written at (RFC 3339 UTC).
+    pub created_at: String,
+    /// The event category.
+    pub category: String,
+    /// `malicious`, `suspicious` or `benign`.
+    pub verdict: String,
+    /// Confidence in [0, 1].
+    pub confidence: f64,
+    /// The incident triaged, when it was one.
+    pub incident_id: Option<String>,
+    /// One line naming what was triaged.
+    pub title: String,
+    /// The report in Markdown.
+    pub markdown: String,
+    /// The report as JSON.
+    pub doc: serde_json::Value,
+}
+
+/// Filters for reports.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReportQuery {
+    /// Only this category.
+    pub category: Option<String>,
+    /// Only this verdict.
+    pub verdict: Option<String>,
+    /// Only reports about this incident.
+    pub incident_id: Option<String>,
+    /// Written at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Written before.
+    pub until: Option<DateTime<Utc>>,
+    /// Page size (capped at [`MAX_PAGE`]).
+    pub limit: usize,
+    /// Cursor from the previous page.
+    pub cursor: Option<String>,
+}
+
+/// An entry of the asset inventory, which triage consults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Asset {
+    /// Unique id (chosen by the operator, or a UUID).
+    pub id: String,
+    /// Its address, when it has a fixed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    /// Its `host.name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Who answers for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// What it does (`domain controller`, `web server`, `laptop`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// `low`, `medium`, `high` or `critical`.
+    #[serde(default = "default_criticality")]
+    pub criticality: String,
+    /// Free tags (`pci`, `internet-facing`, `scanner`).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Free notes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    /// Last change (RFC 3339 UTC).
+    #[serde(default)]
+    pub updated_at: String,
+}
+
+fn default_criticality() -> String {
+    "medium".into()
 }

@@ -5,9 +5,9 @@
 //! commits). Blocking SQLite calls run on tokio's blocking pool.
 
 use crate::{
-    Agent, AgentRegistration, ApiKey, ConnectionQuery, ConnectionRow, DEFAULT_PAGE, Delivery,
-    DeliveryState, EventQuery, FindingQuery, IncidentQuery, MAX_PAGE, ModelRecord, Page,
-    ScriptRecord, SeriesPoint, Store, StoreError,
+    Agent, AgentRegistration, ApiKey, Asset, ConnectionQuery, ConnectionRow, DEFAULT_PAGE,
+    Delivery, DeliveryState, EventQuery, FindingQuery, IncidentQuery, MAX_PAGE, ModelRecord, Page,
+    ReportQuery, ReportRecord, ScriptRecord, SeriesPoint, Store, StoreError,
 };
 use async_trait::async_trait;
 use base64::Engine;
@@ -206,6 +206,32 @@ CREATE TABLE deliveries (
 );
 CREATE INDEX deliveries_due ON deliveries(next_at) WHERE state = 'pending';
 CREATE INDEX deliveries_state ON deliveries(state, updated_at);
+"#,
+    // Triage reports and the asset inventory triage consults.
+    r#"
+CREATE TABLE reports (
+    id         TEXT PRIMARY KEY,
+    ts         INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    category   TEXT NOT NULL,
+    verdict    TEXT NOT NULL,
+    confidence REAL NOT NULL,
+    incident   TEXT,
+    title      TEXT NOT NULL,
+    markdown   TEXT NOT NULL,
+    doc        TEXT NOT NULL
+);
+CREATE INDEX reports_ts ON reports(ts, id);
+CREATE INDEX reports_incident ON reports(incident, ts) WHERE incident IS NOT NULL;
+
+CREATE TABLE assets (
+    id   TEXT PRIMARY KEY,
+    ip   TEXT,
+    host TEXT,
+    doc  TEXT NOT NULL
+);
+CREATE INDEX assets_ip ON assets(ip) WHERE ip IS NOT NULL;
+CREATE INDEX assets_host ON assets(host) WHERE host IS NOT NULL;
 "#,
 ];
 
@@ -660,6 +686,18 @@ impl Store for SqliteStore {
             if let Some(host) = &q.host {
                 p.filter("e.host = ?", SqlValue::Text(host.clone()));
             }
+            if let Some(ip) = &q.ip {
+                p.sql.push_str(
+                    " AND (json_extract(e.doc, '$.source.ip') = ? \
+                     OR json_extract(e.doc, '$.destination.ip') = ? \
+                     OR json_extract(e.doc, '$.host.ip') = ?)",
+                );
+                p.args
+                    .extend(std::iter::repeat_n(SqlValue::Text(ip.clone()), 3));
+            }
+            if let Some(text) = &q.text {
+                p.filter("instr(e.doc, ?) > 0", SqlValue::Text(text.clone()));
+            }
             let (sql, args) = p.finish(q.since, q.until, q.cursor.as_deref(), limit)?;
             run_paged(conn, &sql, args, limit, decode_event)
         })
@@ -776,6 +814,9 @@ impl Store for SqliteStore {
             }
             if let Some(a) = &q.analyzer {
                 p.filter("f.analyzer = ?", SqlValue::Text(a.clone()));
+            }
+            if let Some(text) = &q.text {
+                p.filter("instr(f.doc, ?) > 0", SqlValue::Text(text.clone()));
             }
             if let Some(s) = q.min_severity {
                 p.filter("f.severity >= ?", SqlValue::Integer(severity_rank(s)));
@@ -1161,6 +1202,12 @@ impl Store for SqliteStore {
             if q.anomalies_only {
                 p.filter("anomaly = ?", SqlValue::Integer(1));
             }
+            if let Some(remote) = &q.remote {
+                p.filter(
+                    "json_extract(doc, '$.remote') = ?",
+                    SqlValue::Text(remote.clone()),
+                );
+            }
             let (sql, args) = p.finish(q.since, q.until, q.cursor.as_deref(), limit)?;
             run_paged(conn, &sql, args, limit, |d| decode_json("connection", d))
         })
@@ -1326,6 +1373,151 @@ impl Store for SqliteStore {
             Ok(n as u64)
         })
         .await
+    }
+
+    async fn put_report(&self, report: &ReportRecord) -> Result<(), StoreError> {
+        let r = report.clone();
+        let doc = encode_json("report", &r.doc)?;
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO reports(id, ts, created_at, category, verdict, confidence, \
+                 incident, title, markdown, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT(id) DO UPDATE SET ts = excluded.ts, created_at = excluded.created_at,
+                    category = excluded.category, verdict = excluded.verdict,
+                    confidence = excluded.confidence, incident = excluded.incident,
+                    title = excluded.title, markdown = excluded.markdown, doc = excluded.doc",
+            )?
+            .execute(params![
+                r.id,
+                parse_ts_micros(&r.created_at),
+                r.created_at,
+                r.category,
+                r.verdict,
+                r.confidence,
+                r.incident_id,
+                r.title,
+                r.markdown,
+                doc,
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_report(&self, id: &str) -> Result<Option<ReportRecord>, StoreError> {
+        let id = id.to_string();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, created_at, category, verdict, confidence, incident, title, \
+                 markdown, doc FROM reports WHERE id = ?1",
+            )?;
+            let mut rows = stmt.query([id])?;
+            let Some(r) = rows.next()? else {
+                return Ok(None);
+            };
+            let doc: String = r.get(8)?;
+            Ok(Some(ReportRecord {
+                id: r.get(0)?,
+                created_at: r.get(1)?,
+                category: r.get(2)?,
+                verdict: r.get(3)?,
+                confidence: r.get(4)?,
+                incident_id: r.get(5)?,
+                title: r.get(6)?,
+                markdown: r.get(7)?,
+                doc: decode_json("report", &doc)?,
+            }))
+        })
+        .await
+    }
+
+    async fn query_reports(&self, q: &ReportQuery) -> Result<Page<ReportRecord>, StoreError> {
+        let q = q.clone();
+        let limit = page_limit(q.limit);
+        self.read(move |conn| {
+            let mut p = Paged {
+                sql: "SELECT r.ts, r.id, json_object('id', r.id, 'created_at', r.created_at, \
+                      'category', r.category, 'verdict', r.verdict, 'confidence', r.confidence, \
+                      'incident_id', r.incident, 'title', r.title, 'markdown', '', \
+                      'doc', json('null')) FROM reports r WHERE 1 = 1"
+                    .into(),
+                args: vec![],
+                ts_col: "r.ts",
+                key_col: "r.id",
+                key_is_int: false,
+            };
+            if let Some(c) = &q.category {
+                p.filter("r.category = ?", SqlValue::Text(c.clone()));
+            }
+            if let Some(v) = &q.verdict {
+                p.filter("r.verdict = ?", SqlValue::Text(v.clone()));
+            }
+            if let Some(i) = &q.incident_id {
+                p.filter("r.incident = ?", SqlValue::Text(i.clone()));
+            }
+            let (sql, args) = p.finish(q.since, q.until, q.cursor.as_deref(), limit)?;
+            run_paged(conn, &sql, args, limit, |d| decode_json("report", d))
+        })
+        .await
+    }
+
+    async fn put_asset(&self, asset: &Asset) -> Result<(), StoreError> {
+        let row = (
+            asset.id.clone(),
+            asset.ip.clone(),
+            asset.host.clone(),
+            encode_json("asset", asset)?,
+        );
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO assets(id, ip, host, doc) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(id) DO UPDATE SET ip = excluded.ip, host = excluded.host,
+                    doc = excluded.doc",
+            )?
+            .execute(params![row.0, row.1, row.2, row.3])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_asset(&self, id: &str) -> Result<Option<Asset>, StoreError> {
+        self.get_doc("SELECT doc FROM assets WHERE id = ?1", id, |d| {
+            decode_json("asset", d)
+        })
+        .await
+    }
+
+    async fn find_assets(
+        &self,
+        ip: Option<&str>,
+        host: Option<&str>,
+    ) -> Result<Vec<Asset>, StoreError> {
+        let (ip, host) = (ip.map(str::to_string), host.map(str::to_string));
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT doc FROM assets WHERE (?1 IS NOT NULL AND ip = ?1) \
+                 OR (?2 IS NOT NULL AND host = ?2 COLLATE NOCASE) ORDER BY id LIMIT 100",
+            )?;
+            let rows = stmt.query_map(params![ip, host], |r| r.get::<_, String>(0))?;
+            rows.map(|d| decode_json("asset", &d?)).collect()
+        })
+        .await
+    }
+
+    async fn list_assets(&self, limit: usize) -> Result<Vec<Asset>, StoreError> {
+        let limit = limit.min(100_000) as i64;
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached("SELECT doc FROM assets ORDER BY id LIMIT ?1")?;
+            let rows = stmt.query_map([limit], |r| r.get::<_, String>(0))?;
+            rows.map(|d| decode_json("asset", &d?)).collect()
+        })
+        .await
+    }
+
+    async fn delete_asset(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.write(move |conn| Ok(conn.execute("DELETE FROM assets WHERE id = ?1", [id])? > 0))
+            .await
     }
 
     async fn enqueue_deliveries(&self, deliveries: &[Delivery]) -> Result<usize, StoreError> {

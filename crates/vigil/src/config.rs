@@ -47,6 +47,8 @@ pub struct Config {
     pub incidents: vigil_respond::CorrelationConfig,
     /// Responders: routes of incidents to Slack, webhooks, Shuffle.
     pub responders: vigil_respond::RespondConfig,
+    /// The triage agent: limits, automatic incident triage, the LLM, reports.
+    pub triage: vigil_triage::TriageConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -69,6 +71,7 @@ impl Default for Config {
             log_analysis: vigil_server::logs::LogConfig::default(),
             incidents: vigil_respond::CorrelationConfig::default(),
             responders: vigil_respond::RespondConfig::default(),
+            triage: vigil_triage::TriageConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -212,6 +215,14 @@ impl Config {
         }
         if shown.virustotal.api_key.is_some() {
             shown.virustotal.api_key = Some("<redacted>".into());
+        }
+        if let Some(llm) = &mut shown.triage.llm
+            && llm
+                .api_key
+                .as_deref()
+                .is_some_and(|k| !k.starts_with("env:"))
+        {
+            llm.api_key = Some("<redacted>".into());
         }
         Ok(toml::to_string_pretty(&shown)?)
     }

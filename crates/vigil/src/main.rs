@@ -8,6 +8,7 @@ mod notify;
 mod script;
 mod send;
 mod serve;
+mod triage;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -85,6 +86,13 @@ enum Command {
     /// Write sample logs (sshd, web access, kernel, HDFS-like) with injected attacks and
     /// failures, and their ground truth.
     GenLogs(logs::GenLogsArgs),
+    /// Triage a security event: classify, investigate with Vigil's analyzers, write a report.
+    Triage(triage::TriageArgs),
+    /// The triage knowledge base: index Markdown, import ATT&CK, try retrieval.
+    Kb {
+        #[command(subcommand)]
+        command: triage::KbCommand,
+    },
     /// Measure detectors on labelled data.
     Eval {
         #[command(subcommand)]
@@ -134,6 +142,8 @@ enum EvalCommand {
     /// Log-key anomaly detectors on key-sequence files: precision, recall, F1, FPR,
     /// training seconds, sessions/s.
     Logs(logs::EvalLogsArgs),
+    /// The triage classifier's accuracy on held-out groups of its labelled set.
+    Triage(triage::EvalTriageArgs),
 }
 
 #[derive(Subcommand)]
@@ -240,6 +250,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Eval {
             command: EvalCommand::Logs(args),
         } => logs::eval_logs(args),
+        Command::Eval {
+            command: EvalCommand::Triage(args),
+        } => triage::eval(args),
+        Command::Triage(args) => triage::triage(args),
+        Command::Kb { command } => triage::kb(command),
         Command::Net {
             command: net::NetCommand::Train(args),
         } => net::train(args),

@@ -162,6 +162,45 @@ pub async fn serve(config: Config) -> Result<()> {
         (None, None)
     };
 
+    let triage = if config.triage.enabled {
+        let extra: Vec<Arc<dyn vigil_triage::Tool>> = vec![
+            Arc::new(vigil_server::triage::RunScript(scripts.clone())),
+            Arc::new(vigil_server::triage::LiveVirusTotal(files.clone())),
+        ];
+        let (cfg, data_dir, store2) = (
+            config.triage.clone(),
+            config.data_dir.clone(),
+            store.clone(),
+        );
+        let agent = tokio::task::spawn_blocking(move || {
+            vigil_triage::build(&cfg, &data_dir, store2, extra)
+        })
+        .await?
+        .map_err(|e| anyhow::anyhow!("the triage agent cannot start: {e}"))?;
+        tracing::info!(
+            llm = agent.model().unwrap_or("none (offline)"),
+            knowledge_chunks = agent.knowledge().len(),
+            "triage agent ready"
+        );
+        let dir = config
+            .triage
+            .reports_dir
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("reports"));
+        let svc = vigil_server::triage::TriageService::new(
+            agent,
+            store.clone(),
+            dir,
+            config.triage.clone(),
+        );
+        if let Some(inc) = &incidents {
+            svc.spawn_auto(inc.subscribe());
+        }
+        Some(svc)
+    } else {
+        None
+    };
+
     let state = AppState {
         store: store.clone(),
         pipeline: pipeline.clone(),
@@ -174,6 +213,7 @@ pub async fn serve(config: Config) -> Result<()> {
         network: network.clone(),
         logs: logs.clone(),
         incidents: incidents.clone(),
+        triage,
     };
     let log_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let log_sources = start_log_sources(&config, &pipeline, &log_stop).await?;

@@ -1213,3 +1213,109 @@ fn notify_test_sends_along_a_route_and_reports_the_answer() {
         .clone();
     assert!(String::from_utf8_lossy(&err).contains("soc, nowhere"));
 }
+
+#[test]
+fn triage_prints_the_report_path_and_json_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = "2023/10/9 11:23 172.24.158.39:45676 180.215.5.133:2599 emp3r0r木马攻击 \
+                https中疑似存在emp3r0r恶意流量";
+    let v = json_stdout(
+        vigil()
+            .args(["triage", line, "--json", "--data-dir"])
+            .arg(dir.path()),
+    );
+    assert_eq!(v["category"], "trojan_c2");
+    assert_eq!(v["verdict"], "suspicious");
+    let confidence = v["confidence"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&confidence), "{v}");
+    let path = std::path::PathBuf::from(v["report_path"].as_str().unwrap());
+    assert!(
+        path.starts_with(dir.path().join("reports")),
+        "{}",
+        path.display()
+    );
+    let md = std::fs::read_to_string(&path).unwrap();
+    assert!(md.starts_with("# Triage report: emp3r0r木马攻击"), "{md}");
+
+    // Without --json: a summary and the path.
+    let out = vigil()
+        .args(["triage", line, "--data-dir"])
+        .arg(dir.path())
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.lines().last().unwrap().starts_with("report: "),
+        "{text}"
+    );
+
+    // Bad input: exit 2 and a message naming the expected format.
+    let err = vigil()
+        .args(["triage", "not an event", "--data-dir"])
+        .arg(dir.path())
+        .assert()
+        .code(2)
+        .get_output()
+        .stderr
+        .clone();
+    let err = String::from_utf8(err).unwrap();
+    assert!(
+        err.contains("TIME SRC_IP:PORT DST_IP:PORT EVENT_NAME EVENT_CONTENT"),
+        "{err}"
+    );
+
+    // The classifier's held-out evaluation prints its figures.
+    let e = json_stdout(vigil().args(["eval", "triage", "--json"]));
+    assert!(e["accuracy"].as_f64().unwrap() > 0.5, "{e}");
+    assert!(e["test"].as_u64().unwrap() > 500, "{e}");
+}
+
+#[test]
+fn kb_index_and_search_use_the_users_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(
+        docs.join("vpn.md"),
+        "---\ntitle: Our VPN runbook\n---\n## Concentrator\n\nThe Zorblax concentrator at \
+         10.9.9.9 terminates every remote worker's tunnel.\n",
+    )
+    .unwrap();
+    let v = json_stdout(
+        vigil()
+            .args(["kb", "index", "--json", "--data-dir"])
+            .arg(dir.path())
+            .arg(&docs),
+    );
+    assert!(v["chunks"].as_u64().unwrap() > 50, "{v}");
+    assert!(dir.path().join("kb/index.json").exists());
+    let v = json_stdout(
+        vigil()
+            .args([
+                "kb",
+                "search",
+                "zorblax concentrator",
+                "--json",
+                "--data-dir",
+            ])
+            .arg(dir.path()),
+    );
+    assert_eq!(v["hits"][0]["title"], "Our VPN runbook", "{v}");
+    // Triage now cites from the saved index.
+    let v = json_stdout(
+        vigil()
+            .args(["triage", "2024-01-01 00:00:00 10.9.9.9:443 8.8.8.8:53 Zorblax告警 zorblax concentrator anomaly", "--json", "--data-dir"])
+            .arg(dir.path()),
+    );
+    assert!(
+        v["citations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "vpn.md"),
+        "{v}"
+    );
+}

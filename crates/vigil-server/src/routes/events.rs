@@ -117,6 +117,10 @@ pub struct EventsParams {
     host: Option<String>,
     #[serde(rename = "event.category")]
     category: Option<String>,
+    /// `source.ip`, `destination.ip` or `host.ip`.
+    ip: Option<String>,
+    /// Free text: a substring of the event's JSON.
+    q: Option<String>,
     since: Option<String>,
     until: Option<String>,
     limit: Option<usize>,
@@ -132,6 +136,21 @@ pub async fn list_events(
     let query = EventQuery {
         host: p.host,
         category: p.category.map(|c| c.to_ascii_lowercase()),
+        ip: match p.ip {
+            Some(ip) => Some(
+                ip.parse::<std::net::IpAddr>()
+                    .map_err(|_| AppError::field("ip", format!("`{ip}` is not an IP address")))?
+                    .to_string(),
+            ),
+            None => None,
+        },
+        text: match p.q {
+            Some(q) if q.len() > 256 => {
+                return Err(AppError::field("q", "`q` is at most 256 bytes"));
+            }
+            Some(q) if q.is_empty() => None,
+            q => q,
+        },
         since: parse_time("since", p.since.as_deref())?,
         until: parse_time("until", p.until.as_deref())?,
         limit: parse_limit(p.limit)?,

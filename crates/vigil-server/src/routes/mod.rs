@@ -10,6 +10,7 @@ pub mod network;
 pub mod read;
 pub mod scripts;
 pub mod system;
+pub mod triage;
 
 use crate::AppError;
 use chrono::{DateTime, Utc};

@@ -233,6 +233,7 @@ impl SeriesParams {
             host: self.host.clone(),
             process: self.process.clone(),
             anomalies_only: self.anomalies,
+            remote: None,
             since: crate::routes::parse_time("since", self.since.as_deref())?,
             until: crate::routes::parse_time("until", self.until.as_deref())?,
             limit: self.limit.unwrap_or(0),

@@ -37,6 +37,7 @@ pub async fn list_findings(
         analyzer: p.analyzer,
         min_severity: parse_severity(p.severity.as_deref())?,
         event_id: p.event_id,
+        text: None,
         since: parse_time("since", p.since.as_deref())?,
         until: parse_time("until", p.until.as_deref())?,
         limit: parse_limit(p.limit)?,

@@ -95,6 +95,20 @@ pub async fn harness_full(
         store.create_api_key(&record).await.unwrap();
         keys.push(key);
     }
+    let triage_cfg = vigil_triage::TriageConfig::default();
+    let agent = vigil_triage::build(
+        &triage_cfg,
+        dir.path(),
+        store.clone(),
+        vec![Arc::new(vigil_server::triage::RunScript(scripts.clone()))],
+    )
+    .unwrap();
+    let triage = vigil_server::triage::TriageService::new(
+        agent,
+        store.clone(),
+        dir.path().join("reports"),
+        triage_cfg,
+    );
     let state = AppState {
         auth: Arc::new(Authenticator::new(&auth, store.clone()).unwrap()),
         store,
@@ -107,6 +121,7 @@ pub async fn harness_full(
         network: None,
         logs: None,
         incidents: None,
+        triage: Some(triage),
     };
     Harness {
         _dir: dir,

@@ -492,3 +492,68 @@ async fn findings_stored_but_not_correlated_before_a_crash_are_caught_up_once() 
         .sum();
     assert_eq!(total, 3);
 }
+
+#[tokio::test]
+async fn incidents_at_or_above_the_severity_are_triaged_automatically() {
+    let (h, service) = with_incidents().await;
+    let triage = h.state.triage.clone().unwrap();
+    triage.spawn_auto(service.subscribe()).unwrap();
+    send(
+        &h,
+        &[
+            json!({"message": "alert webshell upload to /upload/shell.jsp", "score": 90,
+                   "host": {"name": "web-1"}, "source": {"ip": "203.0.113.7"}}),
+            json!({"message": "alert minor policy note", "score": 30, "host": {"name": "lab-2"}}),
+        ],
+    )
+    .await;
+    let list = incidents(&h, 2).await;
+    let high = list
+        .iter()
+        .find(|i| i["host.name"] == "web-1" || i["host_name"] == "web-1")
+        .unwrap();
+    let low = list
+        .iter()
+        .find(|i| i["host.name"] == "lab-2" || i["host_name"] == "lab-2")
+        .unwrap();
+    let high_id = high["id"].as_str().unwrap();
+    let reports = h
+        .poll_list(&format!("/api/v1/reports?incident_id={high_id}"), "reports")
+        .await;
+    assert_eq!(reports.len(), 1, "one report for the high incident");
+    let id = reports[0]["id"].as_str().unwrap();
+    let r = h
+        .call("GET", &format!("/api/v1/reports/{id}"), Some(&h.viewer), "")
+        .await;
+    let report = &r.body["report"];
+    assert_eq!(report["subject"]["incident_id"], high_id);
+    assert_eq!(report["subject"]["host"], "web-1");
+    assert!(
+        report["subject"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("webshell upload")
+    );
+    // The medium-or-lower incident is not triaged.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let low_id = low["id"].as_str().unwrap();
+    let r = h
+        .call(
+            "GET",
+            &format!("/api/v1/reports?incident_id={low_id}"),
+            Some(&h.viewer),
+            "",
+        )
+        .await;
+    assert_eq!(r.body["reports"].as_array().unwrap().len(), 0, "{}", r.text);
+    // An incident can be triaged on demand.
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/triage",
+            Some(&h.agent),
+            serde_json::to_vec(&json!({"incident_id": low_id})).unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+}

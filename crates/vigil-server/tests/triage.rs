@@ -294,3 +294,60 @@ async fn roles_and_asset_validation() {
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn run_script_runs_the_users_scripts_on_the_event() {
+    let h = harness().await;
+    let source = r#"
+fn analyze(event, config) {
+    let name = event["rule.name"];
+    if name == () || !name.contains("emp3r0r") { return (); }
+    #{ score: 85, summary: "known implant family " + name, technique: "T1071" }
+}
+"#;
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/scripts",
+            Some(&h.admin),
+            body(json!({"name": "implant_names", "source": source,
+                        "categories": ["intrusion_detection"]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let mut tools = vigil_triage::Toolbox::new(std::time::Duration::from_secs(5));
+    tools.add(std::sync::Arc::new(vigil_server::triage::RunScript(
+        h.state.scripts.clone(),
+    )));
+    let allowed = vec!["run_script".to_string()];
+    let subject = vigil_triage::parse_line(LINE).unwrap();
+    let out = tools
+        .call("run_script", &json!({}), &allowed, &subject)
+        .await
+        .unwrap();
+    assert_eq!(out.signal, vigil_triage::Signal::Malicious, "{out:?}");
+    assert!(out.summary.contains("1 findings"), "{}", out.summary);
+    assert!(
+        out.data["findings"][0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("emp3r0r")
+    );
+    let out = tools
+        .call(
+            "run_script",
+            &json!({"script": "absent"}),
+            &allowed,
+            &subject,
+        )
+        .await
+        .unwrap();
+    assert!(out.summary.contains("does not exist"), "{}", out.summary);
+    let benign =
+        vigil_triage::parse_line("2024-01-01 00:00:00 10.0.0.1:1 10.0.0.2:2 update ok").unwrap();
+    let out = tools
+        .call("run_script", &json!({}), &allowed, &benign)
+        .await
+        .unwrap();
+    assert_eq!(out.signal, vigil_triage::Signal::None);
+}

@@ -399,12 +399,7 @@ impl Triage {
                     calls.len()
                 ));
             }
-            let mut assistant = reply.message.clone();
-            if !assistant.is_object() {
-                assistant = json!({"role": "assistant"});
-            }
-            assistant["role"] = json!("assistant");
-            messages.push(assistant);
+            messages.push(reply.assistant_echo());
             for call in reply.tool_calls {
                 let t = Instant::now();
                 let (args, result): (Value, Result<_, String>) =
@@ -446,7 +441,7 @@ impl Triage {
                     }
                     Err(e) => json!({"error": e}).to_string(),
                 };
-                messages.push(json!({"role": "tool", "tool_call_id": call.id, "content": content}));
+                messages.push(crate::llm::tool_message(&call.id, &content));
                 calls.push(ToolCall {
                     tool: shorten(&call.name, 64),
                     args,

@@ -11,8 +11,8 @@ use std::sync::OnceLock;
 /// The labelled set shipped with Vigil (see `data/README.md` for its recipe).
 pub const BUILTIN_DATA: &str = include_str!("../data/events.jsonl");
 
-/// Hashed feature space: 2^16 buckets.
-const BUCKETS: usize = 1 << 16;
+/// Hashed feature space: 2^18 buckets.
+const BUCKETS: usize = 1 << 18;
 const CLASSES: usize = Category::ALL.len();
 
 /// One labelled example.
@@ -60,6 +60,7 @@ pub struct Prediction {
 pub struct Classifier {
     weights: Vec<f32>,
     bias: [f32; CLASSES],
+    idf: Vec<f32>,
     examples: usize,
 }
 
@@ -71,44 +72,55 @@ impl std::fmt::Debug for Classifier {
     }
 }
 
-/// The features of a text: hashed, sub-linear term frequencies, L2-normalised.
-pub fn features(text: &str) -> Vec<(u32, f32)> {
-    let lower = text.to_lowercase();
+/// The raw features of a text: hashed words and character n-grams (2 to 4, inside each
+/// word padded with spaces, as scikit-learn's `char_wb`) with their counts.
+pub fn raw_features(text: &str) -> Vec<(u32, f32)> {
+    let lower: String = text.to_lowercase().chars().take(4_000).collect();
     let mut counts: BTreeMap<u32, f32> = BTreeMap::new();
     let mut add = |kind: u8, s: &str| {
         let h = fnv1a(kind, s.as_bytes()) as usize % BUCKETS;
         *counts.entry(h as u32).or_insert(0.0) += 1.0;
     };
-    // Words (ASCII alphanumerics, dots and slashes kept inside them) and port tokens.
-    for w in lower.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':' || c == '$')) {
-        let w = w.trim_matches(':');
-        if w.is_empty() || w.chars().count() > 40 {
-            continue;
-        }
-        if w.bytes().all(|b| b.is_ascii_digit()) {
-            // Numbers other than well-known small ports are noise (addresses, times).
-            continue;
-        }
-        add(b'w', w);
-    }
-    // Character n-grams (2..=4) over a squeezed copy, which carries CJK words and
-    // fragments of payloads (`union select`, `${jndi`, `rememberme`).
-    let chars: Vec<char> = squeeze(&lower);
     let mut buf = String::new();
-    for n in 2..=4 {
-        for win in chars.windows(n) {
-            if win
-                .iter()
-                .all(|c| c.is_ascii_digit() || *c == '.' || *c == ' ')
-            {
-                continue;
+    for w in lower.split(|c: char| !(c.is_alphanumeric() || "_$'{}<>/=.-@|;&%\"".contains(c))) {
+        let w = w.trim_matches(|c: char| c == '.' || c == '-');
+        if w.is_empty() || w.chars().count() > 60 {
+            continue;
+        }
+        // Numbers (addresses, times, ports) are left to the n-grams of their context.
+        if !w
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'.' || b == b':' || b == b'/')
+        {
+            add(b'w', w);
+        }
+        let chars: Vec<char> = std::iter::once(' ')
+            .chain(w.chars())
+            .chain(std::iter::once(' '))
+            .collect();
+        for n in 2..=4 {
+            for win in chars.windows(n) {
+                if win
+                    .iter()
+                    .all(|c| c.is_ascii_digit() || *c == '.' || *c == ' ')
+                {
+                    continue;
+                }
+                buf.clear();
+                buf.extend(win.iter());
+                add(b'0' + n as u8, &buf);
             }
-            buf.clear();
-            buf.extend(win.iter());
-            add(b'0' + n as u8, &buf);
         }
     }
-    let mut out: Vec<(u32, f32)> = counts.into_iter().map(|(k, c)| (k, 1.0 + c.ln())).collect();
+    counts.into_iter().collect()
+}
+
+/// Sub-linear TF times IDF, L2-normalised.
+fn weigh(raw: Vec<(u32, f32)>, idf: &[f32]) -> Vec<(u32, f32)> {
+    let mut out: Vec<(u32, f32)> = raw
+        .into_iter()
+        .map(|(k, c)| (k, (1.0 + c.ln()) * idf[k as usize]))
+        .collect();
     let norm = out.iter().map(|(_, v)| v * v).sum::<f32>().sqrt();
     if norm > 0.0 {
         for (_, v) in &mut out {
@@ -118,22 +130,9 @@ pub fn features(text: &str) -> Vec<(u32, f32)> {
     out
 }
 
-/// Lowercased characters with runs of non-alphanumerics (but a few payload-bearing
-/// symbols) squeezed to one space; digits runs kept (ports, CVE ids) but capped.
-fn squeeze(lower: &str) -> Vec<char> {
-    let mut out = Vec::with_capacity(lower.len());
-    let mut space = true;
-    for c in lower.chars().take(2_000) {
-        let keep = c.is_alphanumeric() || "$'{}<>/=._-@|;&%\"".contains(c);
-        if keep {
-            out.push(c);
-            space = false;
-        } else if !space {
-            out.push(' ');
-            space = true;
-        }
-    }
-    out
+/// The features of a text with unit IDF (for tests and inspection).
+pub fn features(text: &str) -> Vec<(u32, f32)> {
+    weigh(raw_features(text), &vec![1.0; BUCKETS])
 }
 
 fn fnv1a(kind: u8, bytes: &[u8]) -> u64 {
@@ -162,8 +161,8 @@ impl Default for TrainOptions {
     fn default() -> TrainOptions {
         TrainOptions {
             epochs: 12,
-            learning_rate: 0.5,
-            l2: 1e-6,
+            learning_rate: 1.0,
+            l2: 3e-3,
             seed: 7,
         }
     }
@@ -173,9 +172,23 @@ impl Classifier {
     /// Trains on `examples` by stochastic gradient descent on the softmax loss. Classes are
     /// weighted by inverse frequency, so a category with few examples is not drowned.
     pub fn train(examples: &[Example], opts: TrainOptions) -> Classifier {
-        let data: Vec<(Vec<(u32, f32)>, usize)> = examples
+        let raw: Vec<Vec<(u32, f32)>> = examples.iter().map(|e| raw_features(&e.text)).collect();
+        // Smoothed IDF, as scikit-learn's TfidfVectorizer.
+        let mut df = vec![0u32; BUCKETS];
+        for r in &raw {
+            for (k, _) in r {
+                df[*k as usize] += 1;
+            }
+        }
+        let n = raw.len() as f32;
+        let idf: Vec<f32> = df
             .iter()
-            .map(|e| (features(&e.text), e.category.index()))
+            .map(|&d| ((1.0 + n) / (1.0 + d as f32)).ln() + 1.0)
+            .collect();
+        let data: Vec<(Vec<(u32, f32)>, usize)> = raw
+            .into_iter()
+            .zip(examples)
+            .map(|(r, e)| (weigh(r, &idf), e.category.index()))
             .collect();
         let mut counts = [0usize; CLASSES];
         for (_, y) in &data {
@@ -195,6 +208,7 @@ impl Classifier {
         let mut model = Classifier {
             weights: vec![0.0; BUCKETS * CLASSES],
             bias: [0.0; CLASSES],
+            idf,
             examples: data.len(),
         };
         let mut order: Vec<usize> = (0..data.len()).collect();
@@ -246,6 +260,7 @@ impl Classifier {
         Classifier {
             weights: b.weights.clone(),
             bias: b.bias,
+            idf: b.idf.clone(),
             examples: b.examples,
         }
     }
@@ -264,7 +279,7 @@ impl Classifier {
 
     /// Classifies a text.
     pub fn predict(&self, text: &str) -> Prediction {
-        let x = features(text);
+        let x = weigh(raw_features(text), &self.idf);
         let mut p = [0.0f32; CLASSES];
         self.scores(&x, &mut p);
         softmax(&mut p);
@@ -436,5 +451,31 @@ mod tests {
         }
         let bad = read_examples("{\"text\":\"x\",\"category\":\"worm\"}").unwrap_err();
         assert!(bad.starts_with("line 1:"), "{bad}");
+    }
+}
+
+#[cfg(test)]
+mod held_out {
+    use super::*;
+
+    /// The classifier on groups (templates, ATT&CK techniques) it never saw: the floor the
+    /// shipped model must keep (measured 0.79 accuracy, 0.83 macro recall; docs/benchmarks.md).
+    #[test]
+    fn accuracy_on_unseen_groups() {
+        let e = evaluate(&builtin_examples(), TrainOptions::default());
+        assert!(e.test > 800, "{}", e.test);
+        assert!(e.accuracy >= 0.75, "accuracy {:.3}", e.accuracy);
+        assert!(e.macro_recall >= 0.78, "macro recall {:.3}", e.macro_recall);
+        for (c, f) in &e.per_class {
+            // Webshell's held-out part is mostly one ATT&CK technique (T1505.003) whose
+            // prose the model never saw: measured 0.37.
+            if f.support > 0 {
+                assert!(f.recall >= 0.3, "{c}: recall {:.3}", f.recall);
+            }
+        }
+        // The seed's own example.
+        let p = Classifier::builtin()
+            .predict("emp3r0r木马攻击 https中疑似存在emp3r0r恶意流量 dport:2599");
+        assert_eq!(p.category, Category::TrojanC2, "{p:?}");
     }
 }

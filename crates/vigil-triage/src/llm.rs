@@ -95,8 +95,36 @@ pub struct Reply {
     pub content: Option<String>,
     /// Tool calls.
     pub tool_calls: Vec<RequestedCall>,
-    /// The assistant message as received, to send back in the history.
+    /// The assistant message as received (for diagnostics; the history carries a
+    /// canonical copy).
     pub message: Value,
+}
+
+impl Reply {
+    /// The reply as it goes back into the history: a canonical assistant message, not the
+    /// message as received. Servers validate the history strictly (llama-cpp-python's
+    /// refuses `"content": null`, which OpenAI sends with tool calls; an empty string passes
+    /// everywhere).
+    pub fn assistant_echo(&self) -> Value {
+        let mut m =
+            json!({"role": "assistant", "content": self.content.clone().unwrap_or_default()});
+        if !self.tool_calls.is_empty() {
+            m["tool_calls"] = self
+                .tool_calls
+                .iter()
+                .map(|c| {
+                    json!({"id": c.id, "type": "function",
+                           "function": {"name": c.name, "arguments": c.arguments}})
+                })
+                .collect();
+        }
+        m
+    }
+}
+
+/// A tool result for the history.
+pub fn tool_message(call_id: &str, content: &str) -> Value {
+    json!({"role": "tool", "tool_call_id": call_id, "content": content})
 }
 
 /// The client.

@@ -91,6 +91,59 @@ pub enum IngestError {
 struct IngestJob {
     events: Vec<Event>,
     ack: oneshot::Sender<Result<Vec<bool>, IngestError>>,
+    /// Set by [`Pipeline::ingest_settled`]: told when every event of the job is analyzed and
+    /// its findings stored.
+    settle: Option<Settle>,
+}
+
+/// Counts what is still to be done for one [`Pipeline::ingest_settled`] call.
+struct Tracker {
+    remaining: AtomicUsize,
+    done: std::sync::Mutex<Option<oneshot::Sender<()>>>,
+}
+
+impl Tracker {
+    fn add(&self, n: usize) {
+        self.remaining.fetch_add(n, Ordering::AcqRel);
+    }
+
+    fn finish(&self, n: usize) {
+        if n > 0
+            && self.remaining.fetch_sub(n, Ordering::AcqRel) == n
+            && let Some(tx) = self.done.lock().unwrap_or_else(|e| e.into_inner()).take()
+        {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A job's tracker and whether events stored before are analyzed again.
+#[derive(Clone)]
+struct Settle {
+    tracker: Arc<Tracker>,
+    reanalyze_duplicates: bool,
+}
+
+/// An event on its way to the analyzers, with the tracker of its ingest call, if any.
+type Queued = (Event, Option<Arc<Tracker>>);
+/// Findings on their way to the store, with the trackers to tell once they are stored.
+type FindingsJob = (Vec<Finding>, Vec<Arc<Tracker>>);
+
+/// Resolves when every event of an [`Pipeline::ingest_settled`] call has been analyzed
+/// and its findings stored (or the pipeline shut down first: then it resolves to an error).
+pub struct Settled(oneshot::Receiver<()>);
+
+impl std::future::Future for Settled {
+    type Output = Result<(), IngestError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.map_err(|_| IngestError::ShuttingDown))
+    }
 }
 
 /// Handle to the running pipeline. Cheap to clone.
@@ -100,7 +153,7 @@ pub struct Pipeline {
     queued: Arc<AtomicUsize>,
     capacity: usize,
     findings: broadcast::Sender<Arc<Finding>>,
-    finding_tx: flume::Sender<Vec<Finding>>,
+    finding_tx: flume::Sender<FindingsJob>,
     registry: Arc<AnalyzerRegistry>,
     stored: StoredTap,
 }
@@ -110,7 +163,7 @@ type StoredTap = Arc<std::sync::Mutex<Option<flume::Sender<Vec<Finding>>>>>;
 
 /// Sends findings to the pipeline's findings writer (see [`Pipeline::findings_sink`]).
 #[derive(Clone)]
-pub struct FindingsSink(flume::Sender<Vec<Finding>>);
+pub struct FindingsSink(flume::Sender<FindingsJob>);
 
 impl FindingsSink {
     /// Queues findings for storage and the stream. Waits while the findings queue is full
@@ -120,7 +173,7 @@ impl FindingsSink {
             return Ok(());
         }
         self.0
-            .send_async(findings)
+            .send_async((findings, Vec::new()))
             .await
             .map_err(|_| IngestError::ShuttingDown)
     }
@@ -142,8 +195,8 @@ impl Pipeline {
     ) -> (Pipeline, PipelineTasks) {
         let capacity = config.ingest_queue.max(1);
         let (ingest_tx, ingest_rx) = flume::bounded::<IngestJob>(capacity);
-        let (analysis_tx, analysis_rx) = flume::bounded::<Event>(config.analysis_queue.max(1));
-        let (finding_tx, finding_rx) = flume::bounded::<Vec<Finding>>(config.analysis_queue.max(1));
+        let (analysis_tx, analysis_rx) = flume::bounded::<Queued>(config.analysis_queue.max(1));
+        let (finding_tx, finding_rx) = flume::bounded::<FindingsJob>(config.analysis_queue.max(1));
         let (findings, _) = broadcast::channel(config.stream_buffer.max(1));
         let queued = Arc::new(AtomicUsize::new(0));
 
@@ -200,8 +253,44 @@ impl Pipeline {
     /// Queues events for commit and waits until they are committed. Returns, per event,
     /// whether it was new (false: its `event.id` was stored before, an idempotent retry).
     pub async fn ingest(&self, events: Vec<Event>) -> Result<Vec<bool>, IngestError> {
+        self.enqueue(events, None).await
+    }
+
+    /// Like [`Pipeline::ingest`], and also returns a [`Settled`] future that resolves once
+    /// every event has been analyzed and its findings stored: what a consumer that commits
+    /// its position in a log (Kafka) must wait for. With `reanalyze_duplicates`, events
+    /// stored before (a redelivery after a crash between storing and analysing) are
+    /// analyzed again rather than skipped: at-least-once analysis.
+    pub async fn ingest_settled(
+        &self,
+        events: Vec<Event>,
+        reanalyze_duplicates: bool,
+    ) -> Result<(Vec<bool>, Settled), IngestError> {
+        let (tx, rx) = oneshot::channel();
+        let tracker = Arc::new(Tracker {
+            // One for the commit itself, released by the committer after it queued the
+            // job's events for analysis.
+            remaining: AtomicUsize::new(1),
+            done: std::sync::Mutex::new(Some(tx)),
+        });
+        let settle = Settle {
+            tracker,
+            reanalyze_duplicates,
+        };
+        let flags = self.enqueue(events, Some(settle)).await?;
+        Ok((flags, Settled(rx)))
+    }
+
+    async fn enqueue(
+        &self,
+        events: Vec<Event>,
+        settle: Option<Settle>,
+    ) -> Result<Vec<bool>, IngestError> {
         let n = events.len();
         if n == 0 {
+            if let Some(s) = settle {
+                s.tracker.finish(1);
+            }
             return Ok(Vec::new());
         }
         if n > self.capacity {
@@ -223,7 +312,11 @@ impl Pipeline {
         let (ack, done) = oneshot::channel();
         if self
             .ingest_tx
-            .send_async(IngestJob { events, ack })
+            .send_async(IngestJob {
+                events,
+                ack,
+                settle,
+            })
             .await
             .is_err()
         {
@@ -289,18 +382,19 @@ impl PipelineTasks {
 /// What the committer needs to run the ordered analyzers.
 struct Ordered {
     registry: Arc<AnalyzerRegistry>,
-    findings: flume::Sender<Vec<Finding>>,
+    findings: flume::Sender<FindingsJob>,
 }
 
 async fn run_committer(
     store: Arc<dyn Store>,
     rx: flume::Receiver<IngestJob>,
-    analysis: flume::Sender<Event>,
+    analysis: flume::Sender<Queued>,
     ordered: Ordered,
     queued: Arc<AtomicUsize>,
     max_batch: usize,
 ) {
     while let Ok(first) = rx.recv_async().await {
+        let mut pending_settles: Vec<Arc<Tracker>> = Vec::new();
         let mut n = first.events.len();
         let mut jobs = vec![first];
         while n < max_batch {
@@ -314,8 +408,13 @@ async fn run_committer(
         }
         let mut events = Vec::with_capacity(n);
         let mut acks = Vec::with_capacity(jobs.len());
+        let mut settles: Vec<Option<Settle>> = Vec::with_capacity(n);
         for job in jobs {
             acks.push((job.events.len(), job.ack));
+            settles.extend(std::iter::repeat_n(job.settle.clone(), job.events.len()));
+            if let Some(s) = &job.settle {
+                pending_settles.push(s.tracker.clone());
+            }
             events.extend(job.events);
         }
 
@@ -336,16 +435,33 @@ async fn run_committer(
                     offset += len;
                 }
                 let in_order = ordered.registry.snapshot().iter().any(|a| a.ordered());
-                for (event, new) in events.into_iter().zip(flags) {
-                    if new && in_order {
+                for ((event, new), settle) in events.into_iter().zip(flags).zip(settles) {
+                    let analyze = new || settle.as_ref().is_some_and(|s| s.reanalyze_duplicates);
+                    if !analyze {
+                        continue;
+                    }
+                    let tracker = settle.map(|s| s.tracker);
+                    if in_order {
                         let findings = run_analyzers(&ordered.registry, &event, true);
-                        if !findings.is_empty()
-                            && ordered.findings.send_async(findings).await.is_err()
-                        {
-                            tracing::error!("findings queue closed; ordered findings lost");
+                        if !findings.is_empty() {
+                            let trackers: Vec<Arc<Tracker>> = tracker.iter().cloned().collect();
+                            for t in &trackers {
+                                t.add(1);
+                            }
+                            if ordered
+                                .findings
+                                .send_async((findings, trackers))
+                                .await
+                                .is_err()
+                            {
+                                tracing::error!("findings queue closed; ordered findings lost");
+                            }
                         }
                     }
-                    if new && analysis.send_async(event).await.is_err() {
+                    if let Some(t) = &tracker {
+                        t.add(1);
+                    }
+                    if analysis.send_async((event, tracker)).await.is_err() {
                         tracing::error!("analysis queue closed; committed events not analyzed");
                         break;
                     }
@@ -360,17 +476,25 @@ async fn run_committer(
                 }
             }
         }
+        // The commit's own share: every event of these jobs is queued (or failed).
+        for t in pending_settles {
+            t.finish(1);
+        }
     }
 }
 
 fn run_worker(
-    rx: flume::Receiver<Event>,
-    tx: flume::Sender<Vec<Finding>>,
+    rx: flume::Receiver<Queued>,
+    tx: flume::Sender<FindingsJob>,
     registry: Arc<AnalyzerRegistry>,
 ) {
-    while let Ok(event) = rx.recv() {
+    while let Ok((event, tracker)) = rx.recv() {
         let findings = run_analyzers(&registry, &event, false);
-        if !findings.is_empty() && tx.send(findings).is_err() {
+        if findings.is_empty() {
+            if let Some(t) = tracker {
+                t.finish(1);
+            }
+        } else if tx.send((findings, tracker.into_iter().collect())).is_err() {
             return;
         }
     }
@@ -415,15 +539,18 @@ fn run_analyzers(registry: &AnalyzerRegistry, event: &Event, ordered: bool) -> V
 
 async fn run_findings_writer(
     store: Arc<dyn Store>,
-    rx: flume::Receiver<Vec<Finding>>,
+    rx: flume::Receiver<FindingsJob>,
     out: broadcast::Sender<Arc<Finding>>,
     stored: StoredTap,
 ) {
-    while let Ok(first) = rx.recv_async().await {
+    while let Ok((first, mut trackers)) = rx.recv_async().await {
         let mut batch = first;
         while batch.len() < 1000 {
             match rx.try_recv() {
-                Ok(more) => batch.extend(more),
+                Ok((more, t)) => {
+                    batch.extend(more);
+                    trackers.extend(t);
+                }
                 Err(_) => break,
             }
         }
@@ -434,6 +561,9 @@ async fn run_findings_writer(
             tracing::error!(error = %e, findings = batch.len(), "storing findings failed; retrying");
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(10));
+        }
+        for t in trackers {
+            t.finish(1);
         }
         let tap = stored.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if let Some(tap) = tap

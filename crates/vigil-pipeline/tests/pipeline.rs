@@ -157,3 +157,79 @@ fn registry_replaces_and_removes_by_name() {
     assert!(!reg.unregister("test:keyword"));
     assert!(reg.names().is_empty());
 }
+
+/// Slow enough that the findings cannot be stored before the commit's acknowledgement.
+struct SlowKeyword;
+
+impl Analyzer for SlowKeyword {
+    fn name(&self) -> &str {
+        "test:slow"
+    }
+    fn interest(&self) -> Interest {
+        Interest::All
+    }
+    fn analyze(&self, event: &Event) -> Vec<Finding> {
+        std::thread::sleep(Duration::from_millis(30));
+        vec![Finding::new(self.name(), 60.0, "seen").about(event)]
+    }
+}
+
+#[tokio::test]
+async fn ingest_settled_resolves_after_the_findings_are_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
+    let registry = Arc::new(AnalyzerRegistry::new());
+    registry.register(Arc::new(SlowKeyword));
+    let (pipeline, _tasks) = Pipeline::start(store.clone(), registry, &PipelineConfig::default());
+    let count = || async {
+        store
+            .query_findings(&FindingQuery {
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .items
+            .len()
+    };
+    let events: Vec<Event> = (0..10)
+        .map(|i| ev(json!({"event": {"id": format!("k-{i}")}, "message": "x"})))
+        .collect();
+    let (flags, settled) = pipeline
+        .ingest_settled(events.clone(), false)
+        .await
+        .unwrap();
+    assert!(flags.iter().all(|f| *f));
+    assert!(
+        count().await < 10,
+        "not all analyzed yet when the commit is acknowledged"
+    );
+    tokio::time::timeout(Duration::from_secs(10), settled)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(count().await, 10, "settled means every finding is stored");
+
+    // A redelivery: skipped by default, analyzed again on request.
+    let (flags, settled) = pipeline
+        .ingest_settled(events.clone(), false)
+        .await
+        .unwrap();
+    assert!(flags.iter().all(|f| !*f));
+    settled.await.unwrap();
+    assert_eq!(count().await, 10);
+    let (_, settled) = pipeline.ingest_settled(events, true).await.unwrap();
+    settled.await.unwrap();
+    assert_eq!(
+        count().await,
+        20,
+        "reanalyze_duplicates runs the analyzers again"
+    );
+
+    // Nothing to do settles at once.
+    let (_, settled) = pipeline.ingest_settled(Vec::new(), true).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(1), settled)
+        .await
+        .unwrap()
+        .unwrap();
+}

@@ -8,5 +8,5 @@ pub mod responders;
 pub mod service;
 
 pub use correlate::{CorrelationConfig, Rule};
-pub use responders::{RespondConfig, Responders, RouteConfig, RouteKind};
+pub use responders::{PublishError, Publisher, RespondConfig, Responders, RouteConfig, RouteKind};
 pub use service::{IncidentEvent, IncidentPatch, IncidentService, PatchError};

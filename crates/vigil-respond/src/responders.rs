@@ -33,6 +33,8 @@ pub enum RouteKind {
     Shuffle,
     /// Email over SMTP (STARTTLS or TLS, with authentication): plain text and HTML.
     Email,
+    /// A Kafka topic (the `[kafka]` brokers): the incident as JSON, keyed by host.
+    Kafka,
 }
 
 /// How an email route secures its SMTP connection.
@@ -94,6 +96,9 @@ pub struct RouteConfig {
     /// SMTP settings of an email route.
     #[serde(default)]
     pub email: Option<EmailConfig>,
+    /// The topic of a Kafka route.
+    #[serde(default)]
+    pub topic: Option<String>,
     /// Webhook: the HMAC-SHA256 key; Shuffle: the API key sent as a bearer token (needed by
     /// the execute API). `env:NAME` reads it from the environment.
     #[serde(default)]
@@ -206,6 +211,34 @@ struct Route {
 enum Target {
     Http(Box<Http>),
     Email(Box<Email>),
+    Kafka {
+        topic: String,
+        publisher: Arc<dyn Publisher>,
+    },
+}
+
+/// Why a message could not be published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishError {
+    /// Whether trying again later may succeed.
+    pub retryable: bool,
+    /// What happened.
+    pub message: String,
+}
+
+/// Publishes messages to a log (Kafka); implemented by `vigil-kafka`, so that this crate
+/// needs no Kafka client.
+#[async_trait::async_trait]
+pub trait Publisher: Send + Sync {
+    /// Publishes `payload` to `topic` under `key` with `headers`, and waits for the
+    /// broker's acknowledgement.
+    async fn publish(
+        &self,
+        topic: &str,
+        key: &str,
+        headers: &[(&str, &str)],
+        payload: &[u8],
+    ) -> Result<(), PublishError>;
 }
 
 struct Http {
@@ -229,7 +262,10 @@ fn route_error(config: &RouteConfig) -> impl Fn(String) -> RouteError + '_ {
 }
 
 impl Route {
-    fn new(config: RouteConfig) -> Result<Route, RouteError> {
+    fn new(
+        config: RouteConfig,
+        publisher: Option<&Arc<dyn Publisher>>,
+    ) -> Result<Route, RouteError> {
         let err = route_error(&config);
         if config.name.trim().is_empty() {
             return Err(err("the name is empty".into()));
@@ -239,13 +275,28 @@ impl Route {
                 "max_attempts and timeout_secs must be at least 1".into()
             ));
         }
-        let target = if config.kind == RouteKind::Email {
-            let Some(email) = &config.email else {
-                return Err(err("an email route needs [responders.routes.email]".into()));
-            };
-            Target::Email(Box::new(Email::new(email, &config)?))
-        } else {
-            Target::Http(Box::new(Http::new(&config)?))
+        let target = match config.kind {
+            RouteKind::Email => {
+                let Some(email) = &config.email else {
+                    return Err(err("an email route needs [responders.routes.email]".into()));
+                };
+                Target::Email(Box::new(Email::new(email, &config)?))
+            }
+            RouteKind::Kafka => {
+                let Some(topic) = config.topic.clone().filter(|t| !t.trim().is_empty()) else {
+                    return Err(err("a kafka route needs `topic`".into()));
+                };
+                let Some(publisher) = publisher else {
+                    return Err(err(
+                        "a kafka route needs Kafka brokers: set [kafka] brokers".into(),
+                    ));
+                };
+                Target::Kafka {
+                    topic,
+                    publisher: publisher.clone(),
+                }
+            }
+            _ => Target::Http(Box::new(Http::new(&config)?)),
         };
         drop(err);
         Ok(Route {
@@ -466,7 +517,7 @@ pub fn body(kind: RouteKind, delivery: &Delivery, public_url: &str, execute: boo
                 "blocks": blocks,
             })
         }
-        RouteKind::Webhook | RouteKind::Email => json!({
+        RouteKind::Webhook | RouteKind::Email | RouteKind::Kafka => json!({
             "delivery_id": delivery.id,
             "kind": delivery.kind,
             "link": link,
@@ -552,6 +603,15 @@ pub struct Responders {
 impl Responders {
     /// Builds the routes (resolving `env:` secrets). Fails on the first bad route.
     pub fn new(config: RespondConfig, store: Arc<dyn Store>) -> Result<Responders, RouteError> {
+        Responders::with_publisher(config, store, None)
+    }
+
+    /// [`Responders::new`], with the publisher Kafka routes send through.
+    pub fn with_publisher(
+        config: RespondConfig,
+        store: Arc<dyn Store>,
+        publisher: Option<Arc<dyn Publisher>>,
+    ) -> Result<Responders, RouteError> {
         let mut routes = HashMap::new();
         let mut order = Vec::new();
         for r in config.routes {
@@ -562,7 +622,7 @@ impl Responders {
                     message: "the name is used twice".into(),
                 });
             }
-            routes.insert(name.clone(), Arc::new(Route::new(r)?));
+            routes.insert(name.clone(), Arc::new(Route::new(r, publisher.as_ref())?));
             order.push(name);
         }
         Ok(Responders {
@@ -740,6 +800,28 @@ async fn send(route: &Route, d: &Delivery, public_url: &str) -> Attempt {
     match &route.target {
         Target::Http(http) => send_http(route.config.kind, http, d, public_url).await,
         Target::Email(email) => send_email(email, d, public_url).await,
+        Target::Kafka { topic, publisher } => {
+            let payload = body(RouteKind::Kafka, d, public_url, false).to_string();
+            let key = d.payload["host.name"]
+                .as_str()
+                .or_else(|| d.payload["host_name"].as_str())
+                .or_else(|| d.payload["entity"].as_str())
+                .unwrap_or("")
+                .to_string();
+            let headers = [
+                ("vigil-delivery-id", d.id.as_str()),
+                ("vigil-kind", d.kind.as_str()),
+            ];
+            let publish = publisher.publish(topic, &key, &headers, payload.as_bytes());
+            match tokio::time::timeout(Duration::from_secs(route.config.timeout_secs), publish)
+                .await
+            {
+                Err(_) => Attempt::Retry("the broker did not acknowledge in time".into(), None),
+                Ok(Ok(())) => Attempt::Delivered,
+                Ok(Err(e)) if e.retryable => Attempt::Retry(e.message, None),
+                Ok(Err(e)) => Attempt::Refused(e.message),
+            }
+        }
     }
 }
 
@@ -840,7 +922,7 @@ async fn send_http(kind: RouteKind, route: &Http, d: &Delivery, public_url: &str
                 req = req.bearer_auth(key);
             }
         }
-        RouteKind::Slack | RouteKind::Email => {}
+        RouteKind::Slack | RouteKind::Email | RouteKind::Kafka => {}
     }
     match req.body(body).send().await {
         Ok(resp) => {

@@ -146,6 +146,7 @@ fn route(name: &str, port: u16, ca: &Path, password: &str) -> RouteConfig {
         name: name.into(),
         kind: RouteKind::Email,
         url: String::new(),
+        topic: None,
         email: Some(EmailConfig {
             host: "127.0.0.1".into(),
             port,

@@ -61,6 +61,7 @@ fn route(name: &str, kind: RouteKind, url: String) -> RouteConfig {
         kind,
         url,
         email: None,
+        topic: None,
         secret: None,
         headers: Default::default(),
         min_severity: Severity::Medium,
@@ -395,4 +396,111 @@ async fn routes_by_agent_tags() {
         0,
         "a host without the tag"
     );
+}
+
+/// A published message: topic, key, headers, payload.
+type Published = (String, String, Vec<(String, String)>, Value);
+
+/// A log that fails as scripted (true: retryable), then accepts; records what it accepted.
+#[derive(Default)]
+struct FakeLog {
+    script: Mutex<VecDeque<Option<bool>>>,
+    got: Mutex<Vec<Published>>,
+}
+
+#[async_trait::async_trait]
+impl vigil_respond::Publisher for FakeLog {
+    async fn publish(
+        &self,
+        topic: &str,
+        key: &str,
+        headers: &[(&str, &str)],
+        payload: &[u8],
+    ) -> Result<(), vigil_respond::PublishError> {
+        if let Some(Some(retryable)) = self.script.lock().unwrap().pop_front() {
+            return Err(vigil_respond::PublishError {
+                retryable,
+                message: format!("scripted failure (retryable: {retryable})"),
+            });
+        }
+        self.got.lock().unwrap().push((
+            topic.into(),
+            key.into(),
+            headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            serde_json::from_slice(payload).unwrap(),
+        ));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn kafka_routes_publish_keyed_by_host_once_or_dead_letter() {
+    let (_dir, store) = store();
+    let log = Arc::new(FakeLog::default());
+    log.script
+        .lock()
+        .unwrap()
+        .extend([Some(true), Some(true), None, Some(false)]);
+    let kafka = |name: &str, topic: &str| RouteConfig {
+        topic: Some(topic.into()),
+        ..route(name, RouteKind::Kafka, String::new())
+    };
+    let r = Responders::with_publisher(
+        RespondConfig {
+            routes: vec![kafka("alerts", "vigil-incidents")],
+            ..Default::default()
+        },
+        store.clone(),
+        Some(log.clone() as Arc<dyn vigil_respond::Publisher>),
+    )
+    .unwrap();
+    let first = incident(Severity::High, "web-1");
+    r.incident_changed(&first, &[]).await.unwrap();
+    drain(&r, &store, 10).await;
+    let got = log.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "two retryable failures, then one delivery");
+    let (topic, key, headers, body) = &got[0];
+    assert_eq!(topic, "vigil-incidents");
+    assert_eq!(key, "web-1");
+    assert_eq!(body["incident"]["id"], first.id.as_str());
+    let delivery = &store.list_deliveries(None, 10).await.unwrap()[0];
+    assert!(headers.contains(&("vigil-delivery-id".into(), delivery.id.clone())));
+    assert_eq!(delivery.attempts, 3);
+    // A refusal (not retryable) ends as a dead letter at once.
+    r.incident_changed(&incident(Severity::High, "db-1"), &[])
+        .await
+        .unwrap();
+    drain(&r, &store, 5).await;
+    let dead = store
+        .list_deliveries(Some(DeliveryState::Dead), 10)
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].attempts, 1);
+
+    // Without brokers, or without a topic, the route is refused at start.
+    let e = Responders::new(
+        RespondConfig {
+            routes: vec![kafka("alerts", "t")],
+            ..Default::default()
+        },
+        store.clone(),
+    )
+    .err()
+    .unwrap();
+    assert!(e.to_string().contains("[kafka] brokers"), "{e}");
+    let e = Responders::with_publisher(
+        RespondConfig {
+            routes: vec![route("alerts", RouteKind::Kafka, String::new())],
+            ..Default::default()
+        },
+        store,
+        Some(log as Arc<dyn vigil_respond::Publisher>),
+    )
+    .err()
+    .unwrap();
+    assert!(e.to_string().contains("topic"), "{e}");
 }

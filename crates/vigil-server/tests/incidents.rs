@@ -321,6 +321,7 @@ async fn incidents_reach_a_webhook_once_and_failures_end_as_dead_letters() {
         kind: vigil_respond::RouteKind::Webhook,
         url: format!("http://{addr}{path}"),
         email: None,
+        topic: None,
         secret: Some("k".into()),
         headers: Default::default(),
         min_severity: vigil_core::Severity::High,

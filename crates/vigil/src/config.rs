@@ -49,6 +49,8 @@ pub struct Config {
     pub responders: vigil_respond::RespondConfig,
     /// The triage agent: limits, automatic incident triage, the LLM, reports.
     pub triage: vigil_triage::TriageConfig,
+    /// Kafka: the brokers, the events source (a consumer group), the findings topic.
+    pub kafka: vigil_kafka::KafkaConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -72,6 +74,7 @@ impl Default for Config {
             incidents: vigil_respond::CorrelationConfig::default(),
             responders: vigil_respond::RespondConfig::default(),
             triage: vigil_triage::TriageConfig::default(),
+            kafka: vigil_kafka::KafkaConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -143,6 +146,8 @@ const SECTIONS: &[&str] = &[
     "log_analysis",
     "incidents",
     "responders",
+    "triage",
+    "kafka",
     "log",
 ];
 
@@ -224,6 +229,13 @@ impl Config {
         {
             llm.api_key = Some("<redacted>".into());
         }
+        for (k, v) in shown.kafka.options.iter_mut() {
+            if (k.contains("password") || k.contains("secret") || k.contains("key"))
+                && !v.starts_with("env:")
+            {
+                *v = "<redacted>".into();
+            }
+        }
         Ok(toml::to_string_pretty(&shown)?)
     }
 }
@@ -253,6 +265,27 @@ fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_section_can_be_set_from_the_environment() {
+        let v = toml::Value::try_from(Config::default()).unwrap();
+        for key in v.as_table().unwrap().keys() {
+            assert!(
+                SECTIONS.contains(&key.as_str()),
+                "VIGIL_{}__… is ignored",
+                key.to_uppercase()
+            );
+        }
+        let c = Config::load(
+            None,
+            [(
+                "VIGIL_KAFKA__SOURCE__TOPICS".to_string(),
+                "[\"a\", \"b\"]".to_string(),
+            )],
+        )
+        .unwrap();
+        assert_eq!(c.kafka.source.topics, vec!["a", "b"]);
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

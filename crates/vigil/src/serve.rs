@@ -110,6 +110,17 @@ pub async fn serve(config: Config) -> Result<()> {
         (None, None)
     };
 
+    config
+        .kafka
+        .validate()
+        .map_err(|e| anyhow::anyhow!("{e} (fix [kafka])"))?;
+    let kafka_publisher = if config.kafka.enabled() {
+        let p = vigil_kafka::KafkaPublisher::new(&config.kafka)
+            .map_err(|e| anyhow::anyhow!("{e} (fix [kafka])"))?;
+        Some(Arc::new(p))
+    } else {
+        None
+    };
     let (responder_stop, responder_stop_rx) = tokio::sync::watch::channel(false);
     let mut responder_task = None;
     let (incidents, correlator) = if config.incidents.enabled {
@@ -118,8 +129,14 @@ pub async fn serve(config: Config) -> Result<()> {
             .validate()
             .map_err(|e| anyhow::anyhow!("{e} (fix [incidents])"))?;
         let responders = Arc::new(
-            vigil_respond::Responders::new(config.responders.clone(), store.clone())
-                .map_err(|e| anyhow::anyhow!("{e} (fix [responders])"))?,
+            vigil_respond::Responders::with_publisher(
+                config.responders.clone(),
+                store.clone(),
+                kafka_publisher
+                    .clone()
+                    .map(|p| p as Arc<dyn vigil_respond::Publisher>),
+            )
+            .map_err(|e| anyhow::anyhow!("{e} (fix [responders])"))?,
         );
         if !responders.routes().is_empty() {
             tracing::info!(routes = ?responders.routes(), "responders ready");
@@ -215,6 +232,26 @@ pub async fn serve(config: Config) -> Result<()> {
         incidents: incidents.clone(),
         triage,
     };
+    let findings_publisher = match (&kafka_publisher, &config.kafka.findings_topic) {
+        (Some(p), Some(topic)) => Some(vigil_kafka::spawn_findings_publisher(
+            p.clone(),
+            topic.clone(),
+            pipeline.subscribe(),
+        )),
+        _ => None,
+    };
+    let (kafka_stop, kafka_stop_rx) = tokio::sync::watch::channel(false);
+    let kafka_source = if config.kafka.enabled() && config.kafka.source.enabled {
+        let stats = Arc::new(vigil_kafka::SourceStats::default());
+        let (cfg, p) = (config.kafka.clone(), pipeline.clone());
+        Some(tokio::spawn(async move {
+            if let Err(e) = vigil_kafka::run_source(cfg, p, kafka_stop_rx, stats).await {
+                tracing::error!(error = %e, "the Kafka source stopped");
+            }
+        }))
+    } else {
+        None
+    };
     let log_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let log_sources = start_log_sources(&config, &pipeline, &log_stop).await?;
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
@@ -274,6 +311,12 @@ pub async fn serve(config: Config) -> Result<()> {
         Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
         Err(_) => tracing::warn!("open connections did not finish in time"),
     }
+    // The Kafka source stops reading; a batch in flight finishes (stored, analyzed,
+    // committed) or is left uncommitted for the next owner of its partitions.
+    let _ = kafka_stop.send(true);
+    if let Some(k) = kafka_source {
+        let _ = tokio::time::timeout(grace, k).await;
+    }
     log_stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for h in log_sources {
         let _ = tokio::time::timeout(grace, h).await;
@@ -301,6 +344,9 @@ pub async fn serve(config: Config) -> Result<()> {
         let _ = tokio::time::timeout(grace, c).await;
     }
     drop(incidents);
+    if let Some(f) = findings_publisher {
+        let _ = tokio::time::timeout(grace, f).await;
+    }
     let _ = responder_stop.send(true);
     if let Some(t) = responder_task {
         let _ = tokio::time::timeout(grace, t).await;

@@ -287,6 +287,45 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 impl SqliteStore {
+    /// Counts newly stored events against their agents (first/last seen, events, host),
+    /// as [`Store::insert_events`] does: for a store that keeps events elsewhere
+    /// (OpenSearch) and agents here.
+    pub async fn record_agents(&self, events: &[&Event]) -> Result<(), StoreError> {
+        let mut agents: HashMap<String, (Option<String>, i64)> = HashMap::new();
+        for e in events {
+            if let Some(agent) = e.agent_id() {
+                let entry = agents.entry(agent.to_string()).or_insert((None, 0));
+                entry.1 += 1;
+                if let Some(h) = e.host_name() {
+                    entry.0 = Some(h.to_string());
+                }
+            }
+        }
+        if agents.is_empty() {
+            return Ok(());
+        }
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            {
+                let mut up = tx.prepare_cached(
+                    "INSERT INTO agents(id, host, first_seen, last_seen, events)
+                     VALUES (?1, ?2, ?3, ?3, ?4)
+                     ON CONFLICT(id) DO UPDATE SET
+                        host = coalesce(excluded.host, host),
+                        last_seen = max(last_seen, excluded.last_seen),
+                        events = events + excluded.events",
+                )?;
+                let now = now_micros();
+                for (id, (host, n)) in &agents {
+                    up.execute(params![id, host, now, n])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Opens (creating if needed) the store in `dir`, and migrates its schema.
     pub fn open(dir: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(dir)?;

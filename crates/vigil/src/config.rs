@@ -51,6 +51,8 @@ pub struct Config {
     pub triage: vigil_triage::TriageConfig,
     /// Kafka: the brokers, the events source (a consumer group), the findings topic.
     pub kafka: vigil_kafka::KafkaConfig,
+    /// OpenSearch or Elasticsearch, when `[store] backend = "opensearch"`.
+    pub opensearch: vigil_opensearch::OpenSearchConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -75,6 +77,7 @@ impl Default for Config {
             responders: vigil_respond::RespondConfig::default(),
             triage: vigil_triage::TriageConfig::default(),
             kafka: vigil_kafka::KafkaConfig::default(),
+            opensearch: vigil_opensearch::OpenSearchConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -84,6 +87,9 @@ impl Default for Config {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
+    /// Where events, findings and incidents live: `sqlite` (embedded, the default) or
+    /// `opensearch` (`[opensearch]`; the control tables stay in SQLite).
+    pub backend: StoreBackend,
     /// `full`: every acknowledged event survives a power cut; `normal`: survives a crash of
     /// Vigil but not of the machine.
     pub synchronous: Synchronous,
@@ -91,9 +97,21 @@ pub struct StoreConfig {
     pub readers: usize,
 }
 
+/// `[store] backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// Everything in the embedded SQLite database.
+    #[default]
+    Sqlite,
+    /// Events, findings and incidents in OpenSearch or Elasticsearch.
+    Opensearch,
+}
+
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
+            backend: StoreBackend::Sqlite,
             synchronous: Synchronous::Full,
             readers: 4,
         }
@@ -148,6 +166,7 @@ const SECTIONS: &[&str] = &[
     "responders",
     "triage",
     "kafka",
+    "opensearch",
     "log",
 ];
 
@@ -217,6 +236,14 @@ impl Config {
         }
         if shown.network.hash_key.is_some() {
             shown.network.hash_key = Some("<redacted>".into());
+        }
+        if shown
+            .opensearch
+            .password
+            .as_deref()
+            .is_some_and(|p| !p.starts_with("env:"))
+        {
+            shown.opensearch.password = Some("<redacted>".into());
         }
         if shown.virustotal.api_key.is_some() {
             shown.virustotal.api_key = Some("<redacted>".into());

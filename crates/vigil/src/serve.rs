@@ -26,7 +26,22 @@ pub async fn serve(config: Config) -> Result<()> {
     init_logging(&config);
     let metrics = vigil_server::telemetry::install_recorder()
         .context("cannot install the Prometheus recorder")?;
-    let store: Arc<dyn Store> = Arc::new(crate::open_store(&config)?);
+    let sqlite = Arc::new(crate::open_store(&config)?);
+    let store: Arc<dyn Store> = match config.store.backend {
+        crate::config::StoreBackend::Sqlite => sqlite,
+        crate::config::StoreBackend::Opensearch => {
+            let os = vigil_opensearch::OpenSearchStore::open(&config.opensearch, sqlite)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot use OpenSearch at `{}`: {e} (fix [opensearch])",
+                        config.opensearch.url
+                    )
+                })?;
+            tracing::info!(url = %config.opensearch.url, "events, findings and incidents in OpenSearch");
+            Arc::new(os)
+        }
+    };
 
     if config.auth.enabled && store.list_api_keys().await?.is_empty() {
         let (key, record) = vigil_server::generate_api_key("first admin", vigil_core::Role::Admin);

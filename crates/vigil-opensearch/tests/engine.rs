@@ -220,15 +220,24 @@ async fn the_store_keeps_findings_and_incidents_and_counts_agents() {
         index_prefix: prefix,
         ..Default::default()
     };
-    let store = vigil_opensearch::OpenSearchStore::open(&cfg, control).await.unwrap();
+    let store = vigil_opensearch::OpenSearchStore::open(&cfg, control)
+        .await
+        .unwrap();
     let mut e = event(1, "web-1", "process", "10.9.9.9");
     let mut map = e.clone().into_map();
     map.insert("agent".into(), json!({"id": "agent-7"}));
     e = Event::from_stored(map);
     assert_eq!(store.insert_events(&[e.clone()]).await.unwrap(), vec![true]);
-    assert_eq!(store.insert_events(&[e.clone()]).await.unwrap(), vec![false]);
+    assert_eq!(
+        store.insert_events(&[e.clone()]).await.unwrap(),
+        vec![false]
+    );
     let agents = store.list_agents().await.unwrap();
-    assert_eq!((agents[0].id.as_str(), agents[0].events), ("agent-7", 1), "counted once");
+    assert_eq!(
+        (agents[0].id.as_str(), agents[0].events),
+        ("agent-7", 1),
+        "counted once"
+    );
 
     let findings: Vec<Finding> = (0..6)
         .map(|i| {
@@ -250,23 +259,62 @@ async fn the_store_keeps_findings_and_incidents_and_counts_agents() {
         .await;
     let q = |q: FindingQuery| {
         let store = &store;
-        async move { store.query_findings(&FindingQuery { limit: 100, ..q }).await.unwrap().items }
+        async move {
+            store
+                .query_findings(&FindingQuery { limit: 100, ..q })
+                .await
+                .unwrap()
+                .items
+        }
     };
     assert_eq!(q(FindingQuery::default()).await.len(), 6);
-    assert_eq!(q(FindingQuery { host: Some("web-1".into()), ..Default::default() }).await.len(), 3);
-    assert_eq!(q(FindingQuery { analyzer: Some("logs".into()), ..Default::default() }).await.len(), 3);
     assert_eq!(
-        q(FindingQuery { min_severity: Some(Severity::High), ..Default::default() }).await.len(),
+        q(FindingQuery {
+            host: Some("web-1".into()),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        3
+    );
+    assert_eq!(
+        q(FindingQuery {
+            analyzer: Some("logs".into()),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        3
+    );
+    assert_eq!(
+        q(FindingQuery {
+            min_severity: Some(Severity::High),
+            ..Default::default()
+        })
+        .await
+        .len(),
         2
     );
     assert_eq!(
-        q(FindingQuery { event_id: Some(e.id().into()), ..Default::default() }).await.len(),
+        q(FindingQuery {
+            event_id: Some(e.id().into()),
+            ..Default::default()
+        })
+        .await
+        .len(),
         6
     );
-    let by_ip = q(FindingQuery { text: Some("\"10.0.0.4\"".into()), ..Default::default() }).await;
+    let by_ip = q(FindingQuery {
+        text: Some("\"10.0.0.4\"".into()),
+        ..Default::default()
+    })
+    .await;
     assert_eq!(by_ip.len(), 1);
     assert_eq!(by_ip[0].summary, "finding 4");
-    assert_eq!(store.get_finding(&findings[2].id).await.unwrap().unwrap(), findings[2]);
+    assert_eq!(
+        store.get_finding(&findings[2].id).await.unwrap().unwrap(),
+        findings[2]
+    );
 
     let now = vigil_core::now_rfc3339();
     let mut incident = Incident {
@@ -289,10 +337,16 @@ async fn the_store_keeps_findings_and_incidents_and_counts_agents() {
     store.upsert_incident(&incident).await.unwrap();
     incident.status = IncidentStatus::Acknowledged;
     store.upsert_incident(&incident).await.unwrap();
-    assert_eq!(store.get_incident("inc-1").await.unwrap().unwrap(), incident);
+    assert_eq!(
+        store.get_incident("inc-1").await.unwrap().unwrap(),
+        incident
+    );
     assert!(store.get_incident("nope").await.unwrap().is_none());
     let open = store
-        .query_incidents(&IncidentQuery { status: Some(IncidentStatus::Open), ..Default::default() })
+        .query_incidents(&IncidentQuery {
+            status: Some(IncidentStatus::Open),
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert!(open.items.is_empty());

@@ -306,20 +306,12 @@ impl SqliteStore {
         }
         self.write(move |conn| {
             let tx = conn.transaction()?;
-            {
-                let mut up = tx.prepare_cached(
-                    "INSERT INTO agents(id, host, first_seen, last_seen, events)
-                     VALUES (?1, ?2, ?3, ?3, ?4)
-                     ON CONFLICT(id) DO UPDATE SET
-                        host = coalesce(excluded.host, host),
-                        last_seen = max(last_seen, excluded.last_seen),
-                        events = events + excluded.events",
-                )?;
-                let now = now_micros();
-                for (id, (host, n)) in &agents {
-                    up.execute(params![id, host, now, n])?;
-                }
-            }
+            upsert_agents(
+                &tx,
+                agents
+                    .iter()
+                    .map(|(id, (host, n))| (id.as_str(), host.as_deref(), *n)),
+            )?;
             tx.commit()?;
             Ok(())
         })
@@ -480,6 +472,26 @@ fn decode_cursor(cursor: &str) -> Result<(i64, String), StoreError> {
         ts.parse().map_err(|_| StoreError::BadCursor)?,
         key.to_string(),
     ))
+}
+
+/// Counts events against their agents: `(agent id, host.name, new events)`.
+fn upsert_agents<'a>(
+    tx: &rusqlite::Transaction<'_>,
+    agents: impl IntoIterator<Item = (&'a str, Option<&'a str>, i64)>,
+) -> rusqlite::Result<()> {
+    let mut up = tx.prepare_cached(
+        "INSERT INTO agents(id, host, first_seen, last_seen, events)
+         VALUES (?1, ?2, ?3, ?3, ?4)
+         ON CONFLICT(id) DO UPDATE SET
+            host = coalesce(excluded.host, host),
+            last_seen = max(last_seen, excluded.last_seen),
+            events = events + excluded.events",
+    )?;
+    let now = now_micros();
+    for (id, host, n) in agents {
+        up.execute(params![id, host, now, n])?;
+    }
+    Ok(())
 }
 
 fn page_limit(limit: usize) -> usize {
@@ -655,18 +667,7 @@ impl Store for SqliteStore {
                         }
                     }
                 }
-                let mut up = tx.prepare_cached(
-                    "INSERT INTO agents(id, host, first_seen, last_seen, events)
-                     VALUES (?1, ?2, ?3, ?3, ?4)
-                     ON CONFLICT(id) DO UPDATE SET
-                        host = coalesce(excluded.host, host),
-                        last_seen = max(last_seen, excluded.last_seen),
-                        events = events + excluded.events",
-                )?;
-                let now = now_micros();
-                for (id, (host, n)) in agents {
-                    up.execute(params![id, host, now, n])?;
-                }
+                upsert_agents(&tx, agents.into_iter().map(|(id, (host, n))| (id, host, n)))?;
             }
             tx.commit()?;
             Ok(inserted)

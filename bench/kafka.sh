@@ -2,7 +2,8 @@
 # Kafka through analysis into the store (issue 9): events/s consumed by one `vigil serve`
 # node, then by two nodes in one consumer group, from a real Kafka-protocol broker (tansu).
 #
-#   bench/kafka.sh [N] [PARTITIONS]
+#   bench/kafka.sh [N] [PARTITIONS]          # each node on its own embedded SQLite
+#   STORE=opensearch bench/kafka.sh [N] [P]  # both nodes into one osmem-server (PyPI)
 #
 # N events (default 200,000) are produced to a fresh topic first. A release `vigil serve`
 # with [kafka.source] on (and the default analyzers: scripts, file hashes, network, logs)
@@ -27,13 +28,22 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
   --storage-engine memory://tansu/ > "$WORK/tansu.log" 2>&1 &
 sleep 1
 B="127.0.0.1:$PORT"
+STORE_ENV=()
+if [ "${STORE:-sqlite}" = opensearch ]; then
+  OSMEM="$("$HOME/.cache/vigil/py/bin/python" -c 'import osmem_server; print(osmem_server.resolve_binary())')"
+  OSPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  "$OSMEM" --addr "127.0.0.1:$OSPORT" --no-stdin-watch --no-ja > "$WORK/osmem.log" 2>&1 &
+  sleep 1
+  STORE_ENV=(VIGIL_STORE__BACKEND=opensearch VIGIL_OPENSEARCH__URL="http://127.0.0.1:$OSPORT")
+fi
 
 metric() { curl -sS "$1/metrics" | awk '$1 == "vigil_kafka_events_total" {s += $2} END {printf "%d\n", s}'; }
 
 run() { # run NODES TOPIC
   local nodes=$1 topic=$2 urls=() pids=() i
   for i in $(seq "$nodes"); do
-    VIGIL_KAFKA__BROKERS="$B" VIGIL_KAFKA__SOURCE__ENABLED=true \
+    env "${STORE_ENV[@]}" VIGIL_OPENSEARCH__INDEX_PREFIX="vigil-$topic" \
+      VIGIL_KAFKA__BROKERS="$B" VIGIL_KAFKA__SOURCE__ENABLED=true \
       VIGIL_KAFKA__SOURCE__TOPICS="[\"$topic\"]" VIGIL_KAFKA__SOURCE__GROUP_ID="g-$topic" \
       RUST_LOG=warn "$VIGIL" serve --data-dir "$WORK/d-$topic-$i" --listen 127.0.0.1:0 \
       > "$WORK/out-$topic-$i" 2>> "$WORK/err" &

@@ -118,6 +118,8 @@ pub async fn run_source(
         .map_err(|e| KafkaError::Client(e.to_string()))?;
     tracing::info!(topics = ?src.topics, group = %src.group_id, "Kafka source subscribed");
     let wait = Duration::from_millis(src.batch_wait_ms.max(1));
+    // The offsets of the last batch fully handled, committed again synchronously at the end.
+    let mut last_done: Option<TopicPartitionList> = None;
     loop {
         let first = tokio::select! {
             _ = stop.changed() => break,
@@ -169,6 +171,7 @@ pub async fn run_source(
         match consumer.commit(&tpl, CommitMode::Async) {
             Ok(()) => {
                 stats.commits.fetch_add(1, Ordering::Relaxed);
+                last_done = Some(tpl);
             }
             Err(e) => {
                 // After a rebalance took a partition away, its new owner reads the batch
@@ -178,11 +181,13 @@ pub async fn run_source(
             }
         }
     }
-    // Last positions, synchronously, so a clean stop re-reads nothing.
-    if let Ok(tpl) = consumer.position()
-        && tpl.count() > 0
+    // The last batch handled, synchronously, so that a clean stop re-reads nothing. (Not
+    // the consumer's position: a batch abandoned because the pipeline was shutting down
+    // must be read again.)
+    if let Some(tpl) = last_done
+        && let Err(e) = consumer.commit(&tpl, CommitMode::Sync)
     {
-        let _ = consumer.commit(&tpl, CommitMode::Sync);
+        tracing::warn!(error = %e, "final Kafka offset commit failed");
     }
     consumer.unsubscribe();
     tracing::info!("Kafka source stopped");

@@ -293,6 +293,65 @@ fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Res
 mod tests {
     use super::*;
 
+    /// The `VIGIL_*` settings a deployment file sets (`KEY: value` lines of YAML).
+    fn deployment_env(path: &str) -> Vec<(String, String)> {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../..")
+                .join(path),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        for line in text.lines() {
+            let t = line.trim_start();
+            let Some((key, value)) = t.split_once(':') else {
+                continue;
+            };
+            if !key.starts_with("VIGIL_") || key.contains(' ') {
+                continue;
+            }
+            let mut v = value.trim().to_string();
+            if !(v.starts_with('\'') || v.starts_with('"')) {
+                if let Some(i) = v.find(" #") {
+                    v.truncate(i);
+                }
+                v = v.trim().to_string();
+            } else {
+                let q = v.chars().next().unwrap();
+                v = v[1..v[1..].find(q).map_or(v.len(), |i| i + 1)].to_string();
+            }
+            if !v.contains("${") {
+                out.push((key.to_string(), v));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_deployment_files_configure_a_valid_vigil() {
+        let image = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/vigil.container.toml");
+        for file in [
+            "deploy/kubernetes/configmap.yaml",
+            "deploy/docker-compose.yml",
+        ] {
+            let env = deployment_env(file);
+            assert!(env.len() >= 8, "{file}: {env:?}");
+            let c = Config::load(Some(&image), env)
+                .unwrap_or_else(|e| panic!("{file} does not configure Vigil: {e:#}"));
+            assert_eq!(c.store.backend, StoreBackend::Opensearch, "{file}");
+            assert!(c.kafka.source.enabled && c.kafka.enabled(), "{file}");
+            assert_eq!(c.kafka.source.topics, vec!["vigil-events"], "{file}");
+            assert!(
+                c.responders
+                    .routes
+                    .iter()
+                    .any(|r| r.kind == vigil_respond::RouteKind::Kafka),
+                "{file}"
+            );
+            assert_eq!(c.server.listen, "0.0.0.0:8080", "{file}");
+        }
+    }
+
     #[test]
     fn every_section_can_be_set_from_the_environment() {
         let v = toml::Value::try_from(Config::default()).unwrap();

@@ -774,14 +774,8 @@ pub fn build(
     for t in extra_tools {
         tools.add(t);
     }
-    Triage::new(
-        Arc::new(Classifier::builtin_clone()),
-        playbooks,
-        kb,
-        tools,
-        cfg.clone(),
-    )
-    .map_err(|e| format!("{e} (fix [triage.llm])"))
+    Triage::new(Classifier::builtin(), playbooks, kb, tools, cfg.clone())
+        .map_err(|e| format!("{e} (fix [triage.llm])"))
 }
 
 /// Saves a report: Markdown and JSON under `dir/YYYY-MM-DD/`, and the store's `reports`

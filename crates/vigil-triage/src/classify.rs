@@ -6,7 +6,7 @@
 use crate::category::Category;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 /// The labelled set shipped with Vigil (see `data/README.md` for its recipe).
 pub const BUILTIN_DATA: &str = include_str!("../data/events.jsonl");
@@ -248,21 +248,17 @@ impl Classifier {
         model
     }
 
-    /// The classifier trained on the shipped set, trained once per process.
-    pub fn builtin() -> &'static Classifier {
-        static MODEL: OnceLock<Classifier> = OnceLock::new();
-        MODEL.get_or_init(|| Classifier::train(&builtin_examples(), TrainOptions::default()))
-    }
-
-    /// A copy of [`Classifier::builtin`] (weights are a few megabytes).
-    pub fn builtin_clone() -> Classifier {
-        let b = Classifier::builtin();
-        Classifier {
-            weights: b.weights.clone(),
-            bias: b.bias,
-            idf: b.idf.clone(),
-            examples: b.examples,
-        }
+    /// The classifier trained on the shipped set, trained once per process and shared.
+    pub fn builtin() -> Arc<Classifier> {
+        static MODEL: OnceLock<Arc<Classifier>> = OnceLock::new();
+        MODEL
+            .get_or_init(|| {
+                Arc::new(Classifier::train(
+                    &builtin_examples(),
+                    TrainOptions::default(),
+                ))
+            })
+            .clone()
     }
 
     /// Examples it was trained on.

@@ -177,10 +177,10 @@ impl Toolbox {
         let mut out = tokio::time::timeout(self.timeout, tool.call(&args, subject))
             .await
             .map_err(|_| ToolError::Timeout(name.to_string()))??;
-        let size = out.data.to_string().len();
-        if size > MAX_RESULT_BYTES {
-            out.data = json!({"truncated": true, "bytes": size,
-                "head": out.data.to_string().chars().take(MAX_RESULT_BYTES / 2).collect::<String>()});
+        let text = out.data.to_string();
+        if text.len() > MAX_RESULT_BYTES {
+            out.data = json!({"truncated": true, "bytes": text.len(),
+                "head": text.chars().take(MAX_RESULT_BYTES / 2).collect::<String>()});
         }
         Ok(out)
     }
@@ -356,12 +356,13 @@ impl Tool for SearchEvents {
         args: &Map<String, Value>,
         subject: &Subject,
     ) -> Result<ToolOutput, ToolError> {
+        let (since, until) = window(args, subject);
         let q = EventQuery {
             ip: str_arg(args, "ip").map(str::to_string),
             host: str_arg(args, "host").map(str::to_string),
             text: str_arg(args, "text").map(str::to_string),
-            since: Some(window(args, subject).0),
-            until: Some(window(args, subject).1),
+            since: Some(since),
+            until: Some(until),
             limit: limit_arg(args),
             ..EventQuery::default()
         };
@@ -407,12 +408,13 @@ impl Tool for RelatedFindings {
         args: &Map<String, Value>,
         subject: &Subject,
     ) -> Result<ToolOutput, ToolError> {
+        let (since, until) = window(args, subject);
         let q = FindingQuery {
             host: str_arg(args, "host").map(str::to_string),
             // An address is matched as a JSON string anywhere in the finding.
             text: str_arg(args, "ip").map(|ip| format!("\"{ip}\"")),
-            since: Some(window(args, subject).0),
-            until: Some(window(args, subject).1),
+            since: Some(since),
+            until: Some(until),
             limit: MAX_ROWS,
             ..FindingQuery::default()
         };
@@ -634,10 +636,11 @@ impl Tool for NetworkHistory {
         subject: &Subject,
     ) -> Result<ToolOutput, ToolError> {
         let ip = str_arg(args, "ip").unwrap_or_default().to_string();
+        let (since, until) = window(args, subject);
         let q = ConnectionQuery {
             remote: Some(ip.clone()),
-            since: Some(window(args, subject).0),
-            until: Some(window(args, subject).1),
+            since: Some(since),
+            until: Some(until),
             limit: vigil_store::MAX_PAGE,
             ..ConnectionQuery::default()
         };
@@ -698,11 +701,12 @@ impl Tool for LogAnomalies {
         args: &Map<String, Value>,
         subject: &Subject,
     ) -> Result<ToolOutput, ToolError> {
+        let (since, until) = window(args, subject);
         let q = FindingQuery {
             host: str_arg(args, "host").map(str::to_string),
             analyzer: Some("logs".into()),
-            since: Some(window(args, subject).0),
-            until: Some(window(args, subject).1),
+            since: Some(since),
+            until: Some(until),
             limit: MAX_ROWS,
             ..FindingQuery::default()
         };

@@ -6,7 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::Method;
 use serde_json::{Value, json};
 use vigil_core::{Finding, Incident, Severity};
-use vigil_store::{FindingQuery, IncidentQuery, Page};
+use vigil_store::{Activity, ActivityQuery, FindingQuery, IncidentQuery, Page};
 
 fn page_limit(limit: usize) -> usize {
     if limit == 0 {
@@ -164,6 +164,50 @@ impl FindingIndex {
                     "finding {} was refused: {reason}",
                     f.id
                 )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the findings of `[q.since, q.until)`, with their severities and analyzers, to
+    /// the buckets of `into`, which must be `q.empty_activity()` (or a copy of it). Up to
+    /// 1000 analyzers per bucket are counted; more fail the call rather than leave the
+    /// breakdown short. The engine's `search.max_buckets` (65,535 by default) bounds the
+    /// time buckets times the distinct severities and analyzers in them.
+    pub async fn count_activity(
+        &self,
+        q: &ActivityQuery,
+        into: &mut Activity,
+    ) -> Result<(), OsError> {
+        use crate::activity::{MAX_ANALYZERS, doc_count, histogram, search_body};
+        let severities = Severity::ALL.len() + 5;
+        let body = search_body(
+            q,
+            Some(json!({
+                "severity": {"terms": {"field": "severity", "size": severities}},
+                "analyzer": {"terms": {"field": "analyzer", "size": MAX_ANALYZERS}}
+            })),
+        );
+        for (bucket, b) in histogram(&self.client, &self.pattern(), &body, into).await? {
+            bucket.findings += doc_count(&b);
+            for (field, size, counts) in [
+                ("severity", severities, &mut bucket.by_severity),
+                ("analyzer", MAX_ANALYZERS, &mut bucket.by_analyzer),
+            ] {
+                if b[field]["sum_other_doc_count"].as_u64().unwrap_or(0) > 0 {
+                    return Err(OsError::Format(format!(
+                        "more than {size} distinct finding `{field}` values in the bucket at {}",
+                        vigil_core::format_ts(bucket.start)
+                    )));
+                }
+                for term in b[field]["buckets"].as_array().into_iter().flatten() {
+                    let (Some(key), n) = (term["key"].as_str(), doc_count(term)) else {
+                        continue;
+                    };
+                    if n > 0 {
+                        *counts.entry(key.to_string()).or_default() += n;
+                    }
+                }
             }
         }
         Ok(())

@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use reqwest::Method;
 use serde_json::{Value, json};
 use vigil_core::Event;
-use vigil_store::{EventQuery, Page};
+use vigil_store::{Activity, ActivityQuery, EventQuery, Page};
 
 /// Events in `{prefix}-events-YYYY.MM.DD`.
 #[derive(Debug, Clone)]
@@ -265,6 +265,22 @@ impl EventIndex {
         v["count"]
             .as_u64()
             .ok_or_else(|| OsError::Format("a count answer without `count`".into()))
+    }
+
+    /// Adds the events of `[q.since, q.until)` to the buckets of `into`, which must be
+    /// `q.empty_activity()` (or a copy of it).
+    pub async fn count_activity(
+        &self,
+        q: &ActivityQuery,
+        into: &mut Activity,
+    ) -> Result<(), OsError> {
+        let body = crate::activity::search_body(q, None);
+        for (bucket, b) in
+            crate::activity::histogram(&self.client, &self.pattern(), &body, into).await?
+        {
+            bucket.events += crate::activity::doc_count(&b);
+        }
+        Ok(())
     }
 
     /// Deletes events before `cutoff`: whole daily indices older than its day, and the

@@ -10,12 +10,14 @@
 //!   The whole request is retried with backoff and jitter on 429/5xx and transport errors,
 //!   and so are the items refused with 429, up to a limit.
 //! - **The `Store` trait's event queries:** by id, by file hash, filtered, paged newest
-//!   first with `search_after`, counted, and deleted by age.
+//!   first with `search_after`, counted (in all, and per time bucket with a `date_histogram`
+//!   for the console's overview), and deleted by age.
 //!
 //! [`OpenSearchStore`] is the `Store`: events, findings and incidents in OpenSearch, the
 //! control tables in the node's SQLite (see its documentation for why).
 #![warn(missing_docs)]
 
+mod activity;
 mod client;
 mod docs;
 mod events;

@@ -94,6 +94,22 @@ impl Store for OpenSearchStore {
         self.events.count_events().await.map_err(backend)
     }
 
+    async fn activity(&self, query: &ActivityQuery) -> Result<Activity, StoreError> {
+        let mut activity = query.empty_activity()?;
+        let mut findings = activity.clone();
+        tokio::try_join!(
+            self.events.count_activity(query, &mut activity),
+            self.findings.count_activity(query, &mut findings),
+        )
+        .map_err(backend)?;
+        for (bucket, f) in activity.buckets.iter_mut().zip(findings.buckets) {
+            bucket.findings = f.findings;
+            bucket.by_severity = f.by_severity;
+            bucket.by_analyzer = f.by_analyzer;
+        }
+        Ok(activity)
+    }
+
     async fn insert_findings(&self, findings: &[Finding]) -> Result<(), StoreError> {
         self.findings.insert(findings).await.map_err(backend)
     }

@@ -359,3 +359,154 @@ async fn the_store_keeps_findings_and_incidents_and_counts_agents() {
         .unwrap();
     assert_eq!(acked.items.len(), 1);
 }
+
+#[tokio::test]
+async fn the_store_counts_activity_per_aligned_bucket() {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use vigil_core::{Finding, Severity};
+    use vigil_store::{
+        ActivityQuery, MAX_ACTIVITY_BUCKETS, SqliteOptions, SqliteStore, Store, StoreError,
+    };
+    let Some(url) = engine() else { return };
+    let (_, _, prefix) = setup(&url);
+    let dir = tempfile::tempdir().unwrap();
+    let control = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
+    let cfg = OpenSearchConfig {
+        url: url.clone(),
+        index_prefix: prefix,
+        ..Default::default()
+    };
+    let store = vigil_opensearch::OpenSearchStore::open(&cfg, control)
+        .await
+        .unwrap();
+    // 1_800_000_000 is 2027-01-15T08:00:00Z, a whole hour.
+    let t = |secs: i64| Utc.timestamp_opt(1_800_000_000 + secs, 0).unwrap();
+    let h = 3600;
+    // [00:30, 04:10) in hourly buckets: 00:00 (from 00:30 on), 01:00, 02:00 (empty), 03:00,
+    // 04:00 (until 04:10).
+    let q = ActivityQuery {
+        since: t(h / 2),
+        until: t(4 * h + 600),
+        bucket_secs: h,
+    };
+
+    // No index yet: every bucket is there, empty.
+    let empty = store.activity(&q).await.unwrap();
+    assert_eq!(empty, q.empty_activity().unwrap());
+    assert_eq!(empty.buckets.len(), 5);
+
+    let events: Vec<Event> = [
+        100,         // before `since`, in the first bucket: not counted
+        h / 2,       // == since
+        h - 1,       // last second of bucket 0
+        h,           // bucket 1
+        h + 100,     // bucket 1
+        h + 200,     // bucket 1
+        3 * h + 5,   // bucket 3
+        4 * h + 599, // bucket 4, the last second before `until`
+        4 * h + 600, // == until: not counted
+        10 * h,      // far later: not counted
+    ]
+    .into_iter()
+    .map(|s| event(s, "h1", "process", "10.2.2.2"))
+    .collect();
+    assert!(
+        store
+            .insert_events(&events)
+            .await
+            .unwrap()
+            .iter()
+            .all(|n| *n)
+    );
+    let finding = |secs: i64, analyzer: &str, severity: Severity| {
+        let mut f = Finding::new(analyzer, 50.0, "activity").with_severity(severity);
+        f.timestamp = vigil_core::format_ts(t(secs));
+        f
+    };
+    store
+        .insert_findings(&[
+            finding(100, "sigma", Severity::Critical), // before `since`
+            finding(h / 2 + 1, "sigma", Severity::High),
+            finding(2000, "script:a", Severity::Low),
+            finding(h, "sigma", Severity::High),
+            finding(h + 400, "sigma", Severity::Critical),
+            finding(h + 500, "script:a", Severity::Info),
+            finding(h + 501, "script:a", Severity::Info),
+            finding(4 * h + 10, "logs", Severity::Medium),
+            finding(4 * h + 600, "logs", Severity::Medium), // == until
+        ])
+        .await
+        .unwrap();
+    let _ = reqwest::Client::new()
+        .post(format!("{url}/_refresh"))
+        .send()
+        .await;
+
+    let counts = |pairs: &[(&str, u64)]| -> BTreeMap<String, u64> {
+        pairs.iter().map(|(k, n)| (k.to_string(), *n)).collect()
+    };
+    let got = store.activity(&q).await.unwrap();
+    assert_eq!(got.bucket_secs, h);
+    let starts: Vec<_> = got.buckets.iter().map(|b| b.start).collect();
+    assert_eq!(starts, vec![t(0), t(h), t(2 * h), t(3 * h), t(4 * h)]);
+    let shape: Vec<_> = got.buckets.iter().map(|b| (b.events, b.findings)).collect();
+    assert_eq!(shape, vec![(2, 2), (3, 4), (0, 0), (1, 0), (1, 1)]);
+    let b = &got.buckets;
+    assert_eq!(b[0].by_severity, counts(&[("high", 1), ("low", 1)]));
+    assert_eq!(b[0].by_analyzer, counts(&[("script:a", 1), ("sigma", 1)]));
+    assert_eq!(
+        b[1].by_severity,
+        counts(&[("critical", 1), ("high", 1), ("info", 2)])
+    );
+    assert_eq!(b[1].by_analyzer, counts(&[("script:a", 2), ("sigma", 2)]));
+    for empty in [&b[2], &b[3]] {
+        assert!(empty.by_severity.is_empty() && empty.by_analyzer.is_empty());
+    }
+    assert_eq!(b[4].by_severity, counts(&[("medium", 1)]));
+    assert_eq!(b[4].by_analyzer, counts(&[("logs", 1)]));
+
+    // Minute buckets over a day: the most allowed, and every document stored counted.
+    let most = store
+        .activity(&ActivityQuery {
+            since: t(0),
+            until: t(MAX_ACTIVITY_BUCKETS * 60),
+            bucket_secs: 60,
+        })
+        .await
+        .unwrap();
+    assert_eq!(most.buckets.len(), MAX_ACTIVITY_BUCKETS as usize);
+    assert_eq!(most.buckets.iter().map(|b| b.events).sum::<u64>(), 10);
+    assert_eq!(most.buckets.iter().map(|b| b.findings).sum::<u64>(), 9);
+    assert_eq!(most.buckets[(10 * h / 60) as usize].events, 1);
+
+    // Refusals, before any request: no width, an empty or inverted range, too many buckets.
+    for bad in [
+        ActivityQuery {
+            bucket_secs: 0,
+            ..q
+        },
+        ActivityQuery {
+            until: q.since,
+            ..q
+        },
+        ActivityQuery {
+            since: q.until,
+            until: q.since,
+            ..q
+        },
+        ActivityQuery {
+            since: t(30),
+            until: t(30 + 1440 * 60),
+            bucket_secs: 60,
+        },
+    ] {
+        assert!(
+            matches!(
+                store.activity(&bad).await,
+                Err(StoreError::InvalidArgument(_))
+            ),
+            "{bad:?} must be refused"
+        );
+    }
+}

@@ -41,6 +41,9 @@ pub enum StoreError {
     /// A record with that key exists already.
     #[error("{0} exists already")]
     Conflict(String),
+    /// The request's arguments are unusable (the caller's mistake, not the store's).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
     /// The database was written by a newer Vigil.
     #[error(
         "the database schema is version {found}, newer than this Vigil supports ({supported}): upgrade Vigil"
@@ -74,6 +77,11 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_events_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
     /// Number of stored events.
     async fn count_events(&self) -> Result<u64, StoreError>;
+    /// Events and findings counted per time bucket over `[since, until)`: every bucket in
+    /// the range, empty ones included, oldest first (see [`ActivityQuery::empty_activity`]).
+    /// Refused with [`StoreError::InvalidArgument`] when `bucket_secs < 1`, when the range
+    /// needs more than [`MAX_ACTIVITY_BUCKETS`] buckets, or when `until <= since`.
+    async fn activity(&self, query: &ActivityQuery) -> Result<Activity, StoreError>;
 
     /// Stores findings (idempotent by id).
     async fn insert_findings(&self, findings: &[Finding]) -> Result<(), StoreError>;

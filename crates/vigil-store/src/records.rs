@@ -1,7 +1,9 @@
 //! Query, page and record types shared by every [`crate::Store`] implementation.
 
+use crate::StoreError;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use vigil_core::{IncidentStatus, Role, Severity};
 
 /// Largest page a query may ask for.
@@ -400,4 +402,98 @@ pub struct Asset {
 
 fn default_criticality() -> String {
     "medium".into()
+}
+
+/// Most buckets an [`ActivityQuery`] may ask for.
+pub const MAX_ACTIVITY_BUCKETS: i64 = 1440;
+
+/// Counts per time bucket, for the console's overview.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActivityQuery {
+    /// At or after (the first bucket may start earlier: buckets are aligned).
+    pub since: DateTime<Utc>,
+    /// Before.
+    pub until: DateTime<Utc>,
+    /// Width of a bucket in seconds; buckets start at multiples of it since the Unix epoch.
+    pub bucket_secs: i64,
+}
+
+impl ActivityQuery {
+    /// Every bucket of the range, oldest first, all counts zero: what a store fills in.
+    /// Refused ([`StoreError::InvalidArgument`]) when `bucket_secs < 1`, when
+    /// `until <= since`, or when the range needs more than [`MAX_ACTIVITY_BUCKETS`].
+    pub fn empty_activity(&self) -> Result<Activity, StoreError> {
+        let bad = |m: String| Err(StoreError::InvalidArgument(m));
+        if self.bucket_secs < 1 {
+            return bad(format!(
+                "bucket_secs must be at least 1, got {}",
+                self.bucket_secs
+            ));
+        }
+        if self.until <= self.since {
+            return bad("`until` must be after `since`".into());
+        }
+        let Some(width) = self.bucket_secs.checked_mul(1_000_000) else {
+            return bad(format!("bucket_secs {} is too large", self.bucket_secs));
+        };
+        let since = self.since.timestamp_micros();
+        // The last instant in the range is `until` less one microsecond.
+        let until = self.until.timestamp_micros() - 1;
+        let first = since.div_euclid(width);
+        let last = until.div_euclid(width);
+        let n = last - first + 1;
+        if n > MAX_ACTIVITY_BUCKETS {
+            return bad(format!(
+                "the range needs {n} buckets of {}s, more than {MAX_ACTIVITY_BUCKETS}: \
+                 use wider buckets or a shorter range",
+                self.bucket_secs
+            ));
+        }
+        let buckets = (first..=last)
+            .map(|b| {
+                let start = b
+                    .checked_mul(width)
+                    .and_then(DateTime::<Utc>::from_timestamp_micros)
+                    .ok_or_else(|| {
+                        StoreError::InvalidArgument("the range is out of bounds".into())
+                    })?;
+                Ok(ActivityBucket {
+                    start,
+                    events: 0,
+                    findings: 0,
+                    by_severity: BTreeMap::new(),
+                    by_analyzer: BTreeMap::new(),
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Activity {
+            bucket_secs: self.bucket_secs,
+            buckets,
+        })
+    }
+}
+
+/// Events and findings per time bucket: the answer to an [`ActivityQuery`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activity {
+    /// Width of a bucket in seconds.
+    pub bucket_secs: i64,
+    /// Every bucket of the range, empty ones included, oldest first.
+    pub buckets: Vec<ActivityBucket>,
+}
+
+/// One bucket of an [`Activity`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityBucket {
+    /// Start of the bucket, a multiple of the bucket width since the Unix epoch. The first
+    /// and last buckets count only what falls inside the query's range.
+    pub start: DateTime<Utc>,
+    /// Events whose `@timestamp` falls in the bucket.
+    pub events: u64,
+    /// Findings made in the bucket.
+    pub findings: u64,
+    /// Findings by severity name (`info` … `critical`); no zero entries.
+    pub by_severity: BTreeMap<String, u64>,
+    /// Findings by analyzer; no zero entries.
+    pub by_analyzer: BTreeMap<String, u64>,
 }

@@ -5,9 +5,10 @@
 //! commits). Blocking SQLite calls run on tokio's blocking pool.
 
 use crate::{
-    Agent, AgentRegistration, ApiKey, Asset, ConnectionQuery, ConnectionRow, DEFAULT_PAGE,
-    Delivery, DeliveryState, EventQuery, FindingQuery, IncidentQuery, MAX_PAGE, ModelRecord, Page,
-    ReportQuery, ReportRecord, ScriptRecord, SeriesPoint, Store, StoreError,
+    Activity, ActivityQuery, Agent, AgentRegistration, ApiKey, Asset, ConnectionQuery,
+    ConnectionRow, DEFAULT_PAGE, Delivery, DeliveryState, EventQuery, FindingQuery, IncidentQuery,
+    MAX_PAGE, ModelRecord, Page, ReportQuery, ReportRecord, ScriptRecord, SeriesPoint, Store,
+    StoreError,
 };
 use async_trait::async_trait;
 use base64::Engine;
@@ -776,6 +777,53 @@ impl Store for SqliteStore {
         self.read(|conn| {
             let n: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
             Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn activity(&self, q: &ActivityQuery) -> Result<Activity, StoreError> {
+        let mut activity = q.empty_activity()?;
+        let first = activity.buckets[0].start.timestamp_micros();
+        let width = q.bucket_secs * 1_000_000;
+        let (since, until) = (micros(q.since), micros(q.until));
+        self.read(move |conn| {
+            // Bucket numbers from the first bucket; `ts >= since >= first`, so the division
+            // floors. Both scans are ranges of the `ts` indexes; no document is read.
+            let mut stmt = conn.prepare_cached(
+                "SELECT (ts - ?1) / ?2 AS b, count(*) FROM events
+                 WHERE ts >= ?3 AND ts < ?4 GROUP BY b",
+            )?;
+            let mut rows = stmt.query(params![first, width, since, until])?;
+            while let Some(r) = rows.next()? {
+                let (b, n): (i64, i64) = (r.get(0)?, r.get(1)?);
+                if let Some(bucket) = activity.buckets.get_mut(b as usize) {
+                    bucket.events += n as u64;
+                }
+            }
+            let mut stmt = conn.prepare_cached(
+                "SELECT (ts - ?1) / ?2 AS b, severity, analyzer, count(*) FROM findings
+                 WHERE ts >= ?3 AND ts < ?4 GROUP BY b, severity, analyzer",
+            )?;
+            let mut rows = stmt.query(params![first, width, since, until])?;
+            while let Some(r) = rows.next()? {
+                let (b, sev, analyzer, n): (i64, i64, String, i64) =
+                    (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+                let severity = usize::try_from(sev)
+                    .ok()
+                    .and_then(|i| vigil_core::Severity::ALL.get(i))
+                    .ok_or_else(|| StoreError::Corrupt(format!("finding severity {sev}")))?;
+                let Some(bucket) = activity.buckets.get_mut(b as usize) else {
+                    continue;
+                };
+                let n = n as u64;
+                bucket.findings += n;
+                *bucket
+                    .by_severity
+                    .entry(severity.as_str().to_string())
+                    .or_default() += n;
+                *bucket.by_analyzer.entry(analyzer).or_default() += n;
+            }
+            Ok(activity)
         })
         .await
     }

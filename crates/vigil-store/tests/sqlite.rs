@@ -535,3 +535,151 @@ async fn deliveries_queue_once_come_due_in_order_and_keep_dead_letters() {
     assert_eq!(dead_letters, vec![dead]);
     assert_eq!(store.list_deliveries(None, 10).await.unwrap().len(), 2);
 }
+
+/// A finding made at `1_800_000_000 + secs` (2027-01-15T08:00:00Z, a whole hour).
+fn finding_at(secs: i64, analyzer: &str, severity: Severity) -> Finding {
+    let mut f = Finding::new(analyzer, 50.0, "activity").with_severity(severity);
+    f.timestamp = vigil_core::format_ts(Utc.timestamp_opt(1_800_000_000 + secs, 0).unwrap());
+    f
+}
+
+fn counts(pairs: &[(&str, u64)]) -> std::collections::BTreeMap<String, u64> {
+    pairs.iter().map(|(k, n)| (k.to_string(), *n)).collect()
+}
+
+#[tokio::test]
+async fn activity_counts_events_and_findings_per_aligned_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let t = |secs: i64| Utc.timestamp_opt(1_800_000_000 + secs, 0).unwrap();
+    let h = 3600;
+    // [00:30, 04:10) in hourly buckets: 00:00 (from 00:30 on), 01:00, 02:00 (empty), 03:00,
+    // 04:00 (until 04:10).
+    let q = ActivityQuery {
+        since: t(h / 2),
+        until: t(4 * h + 600),
+        bucket_secs: h,
+    };
+
+    // Nothing stored yet: every bucket is there, empty.
+    let empty = store.activity(&q).await.unwrap();
+    assert_eq!(empty, q.empty_activity().unwrap());
+    assert_eq!(empty.buckets.len(), 5);
+    assert!(
+        empty
+            .buckets
+            .iter()
+            .all(|b| b.events == 0 && b.findings == 0)
+    );
+
+    let events: Vec<Event> = [
+        100,         // before `since`, in the first bucket: not counted
+        h / 2,       // == since
+        h - 1,       // last second of bucket 0
+        h,           // bucket 1
+        h + 100,     // bucket 1
+        h + 200,     // bucket 1
+        3 * h + 5,   // bucket 3
+        4 * h + 599, // bucket 4, the last second before `until`
+        4 * h + 600, // == until: not counted
+        10 * h,      // far later: not counted
+    ]
+    .into_iter()
+    .map(|s| event(s, "h1", "process"))
+    .collect();
+    store.insert_events(&events).await.unwrap();
+    store
+        .insert_findings(&[
+            finding_at(100, "sigma", Severity::Critical), // before `since`
+            finding_at(h / 2 + 1, "sigma", Severity::High),
+            finding_at(2000, "script:a", Severity::Low),
+            finding_at(h, "sigma", Severity::High),
+            finding_at(h + 400, "sigma", Severity::Critical),
+            finding_at(h + 500, "script:a", Severity::Info),
+            finding_at(h + 501, "script:a", Severity::Info),
+            finding_at(4 * h + 10, "logs", Severity::Medium),
+            finding_at(4 * h + 600, "logs", Severity::Medium), // == until
+        ])
+        .await
+        .unwrap();
+
+    let got = store.activity(&q).await.unwrap();
+    assert_eq!(got.bucket_secs, h);
+    let starts: Vec<_> = got.buckets.iter().map(|b| b.start).collect();
+    assert_eq!(starts, vec![t(0), t(h), t(2 * h), t(3 * h), t(4 * h)]);
+    assert!(
+        got.buckets.iter().all(|b| b.start.timestamp() % h == 0),
+        "aligned to multiples of the width since the epoch"
+    );
+    let shape: Vec<_> = got.buckets.iter().map(|b| (b.events, b.findings)).collect();
+    assert_eq!(shape, vec![(2, 2), (3, 4), (0, 0), (1, 0), (1, 1)]);
+    let b = &got.buckets;
+    assert_eq!(b[0].by_severity, counts(&[("high", 1), ("low", 1)]));
+    assert_eq!(b[0].by_analyzer, counts(&[("script:a", 1), ("sigma", 1)]));
+    assert_eq!(
+        b[1].by_severity,
+        counts(&[("critical", 1), ("high", 1), ("info", 2)])
+    );
+    assert_eq!(b[1].by_analyzer, counts(&[("script:a", 2), ("sigma", 2)]));
+    for empty in [&b[2], &b[3]] {
+        assert!(empty.by_severity.is_empty() && empty.by_analyzer.is_empty());
+    }
+    assert_eq!(b[4].by_severity, counts(&[("medium", 1)]));
+    assert_eq!(b[4].by_analyzer, counts(&[("logs", 1)]));
+    let json = serde_json::to_value(&b[1]).unwrap();
+    assert_eq!(json["start"], "2027-01-15T09:00:00Z");
+    assert_eq!(json["by_severity"]["info"], 2);
+
+    // Refusals: no width, an empty or inverted range, too many buckets.
+    for bad in [
+        ActivityQuery {
+            bucket_secs: 0,
+            ..q
+        },
+        ActivityQuery {
+            bucket_secs: -60,
+            ..q
+        },
+        ActivityQuery {
+            until: q.since,
+            ..q
+        },
+        ActivityQuery {
+            since: q.until,
+            until: q.since,
+            ..q
+        },
+        // 1440 minutes from an unaligned start touch 1441 minute buckets.
+        ActivityQuery {
+            since: t(30),
+            until: t(30 + 1440 * 60),
+            bucket_secs: 60,
+        },
+        ActivityQuery {
+            since: t(0),
+            until: t(1441 * 60),
+            bucket_secs: 60,
+        },
+    ] {
+        assert!(
+            matches!(
+                store.activity(&bad).await,
+                Err(StoreError::InvalidArgument(_))
+            ),
+            "{bad:?} must be refused"
+        );
+    }
+    // Exactly the most buckets allowed.
+    let most = store
+        .activity(&ActivityQuery {
+            since: t(0),
+            until: t(MAX_ACTIVITY_BUCKETS * 60),
+            bucket_secs: 60,
+        })
+        .await
+        .unwrap();
+    assert_eq!(most.buckets.len(), MAX_ACTIVITY_BUCKETS as usize);
+    // The whole day: every event and finding stored.
+    assert_eq!(most.buckets.iter().map(|b| b.events).sum::<u64>(), 10);
+    assert_eq!(most.buckets.iter().map(|b| b.findings).sum::<u64>(), 9);
+}

@@ -342,6 +342,32 @@ impl ScriptSet {
         report
     }
 
+    /// Runs one prepared script on `event` as a trial: whatever its categories and whether
+    /// it is enabled, without installing it and without touching any loaded script's
+    /// failure count. The report says what the script returned, its error, and the finding
+    /// it would make; `matches` tells whether the pipeline would run it on this event.
+    pub fn trial(&self, prepared: &PreparedScript, event: &Arc<Event>) -> (AnalysisReport, bool) {
+        let script = &prepared.0;
+        let started = Instant::now();
+        let matches = script.manifest.matches(event)
+            && self.agent_in_scope(&script.manifest.agent_tags, event);
+        let mut report = AnalysisReport::default();
+        match run_script(&self.engine, script, event) {
+            Ok(Some(result)) => {
+                if let Some(f) = finding_from(script, &result, event) {
+                    report.findings.push(f);
+                }
+                report.results.insert(script.name.to_string(), result);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                report.errors.insert(script.name.to_string(), e);
+            }
+        }
+        report.took_ms = started.elapsed().as_secs_f64() * 1000.0;
+        (report, matches)
+    }
+
     /// Runs [`ScriptSet::analyze`] on one of the set's own threads (one per CPU, kept for
     /// the set's life, so that their regex caches stay warm) and answers on the returned
     /// channel. Refused when [`MAX_PENDING_ANALYSES`] are waiting.

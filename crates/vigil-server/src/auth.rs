@@ -305,13 +305,22 @@ fn query_token(req: &Request) -> Option<String> {
     })
 }
 
+/// Middleware for routes any valid credential may use, whatever its role.
+pub async fn require_credential(
+    s: State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, AppError> {
+    authorize(s, req, next, None).await
+}
+
 /// Middleware for routes that need the `agent` role (or `admin`).
 pub async fn require_agent(
     s: State<AppState>,
     req: Request,
     next: Next,
 ) -> Result<Response, AppError> {
-    authorize(s, req, next, Role::Agent).await
+    authorize(s, req, next, Some(Role::Agent)).await
 }
 
 /// Middleware for routes that need the `viewer` role (or `admin`).
@@ -320,7 +329,7 @@ pub async fn require_viewer(
     req: Request,
     next: Next,
 ) -> Result<Response, AppError> {
-    authorize(s, req, next, Role::Viewer).await
+    authorize(s, req, next, Some(Role::Viewer)).await
 }
 
 /// Middleware for routes that need the `admin` role.
@@ -329,16 +338,17 @@ pub async fn require_admin(
     req: Request,
     next: Next,
 ) -> Result<Response, AppError> {
-    authorize(s, req, next, Role::Admin).await
+    authorize(s, req, next, Some(Role::Admin)).await
 }
 
-/// Authenticates the request and checks it may do what needs `required`.
+/// Authenticates the request and checks it may do what needs `required` (any role when
+/// `None`).
 /// Puts the [`Principal`] into the request extensions.
 async fn authorize(
     State(state): State<AppState>,
     mut req: Request,
     next: Next,
-    required: Role,
+    required: Option<Role>,
 ) -> Result<Response, AppError> {
     let auth = &state.auth;
     let principal = if !auth.enabled() {
@@ -357,7 +367,9 @@ async fn authorize(
         };
         auth.authenticate_token(&token).await?
     };
-    if !principal.role.allows(required) {
+    if let Some(required) = required
+        && !principal.role.allows(required)
+    {
         return Err(AppError::Forbidden(format!(
             "this needs the `{required}` role; your credential has `{}`",
             principal.role

@@ -182,6 +182,7 @@ impl From<StoreError> for AppError {
             StoreError::Conflict(what) => {
                 AppError::bad("conflict", format!("{what} exists already"))
             }
+            StoreError::InvalidArgument(why) => AppError::bad("invalid_query", why),
             other => AppError::Internal(other.to_string()),
         }
     }

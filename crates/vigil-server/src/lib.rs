@@ -6,11 +6,13 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+mod console;
 mod error;
 pub mod files;
 pub mod jobs;
 pub mod logs;
 pub mod logsrc;
+mod markdown;
 pub mod network;
 pub mod protocol;
 mod routes;
@@ -192,6 +194,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/assets", get(routes::triage::list_assets))
         .route("/api/v1/assets/{id}", get(routes::triage::get_asset))
         .route("/api/v1/kb/search", get(routes::triage::kb_search))
+        .route("/api/v1/activity", get(routes::read::activity))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_viewer,
@@ -254,6 +257,7 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/scripts/{name}/rollback",
             post(routes::scripts::rollback_script),
         )
+        .route("/api/v1/scripts/trial", post(routes::scripts::trial_script))
         .route("/api/v1/lists/{name}", post(routes::scripts::put_list))
         .route("/api/v1/logs/train", post(routes::logs::train))
         .route_layer(middleware::from_fn_with_state(
@@ -262,7 +266,16 @@ pub fn app(state: AppState) -> Router {
         ))
         .layer(DefaultBodyLimit::max(cfg.max_bulk_bytes));
 
+    let any_role = Router::new()
+        .route("/api/v1/me", get(routes::system::me))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_credential,
+        ));
+
     let open = Router::new()
+        .route("/", get(console::index))
+        .route("/console/{file}", get(console::file))
         .route("/api/v1/health", get(routes::system::health))
         .route("/metrics", get(routes::system::metrics))
         .route("/docs", get(routes::system::docs));
@@ -272,6 +285,7 @@ pub fn app(state: AppState) -> Router {
         .merge(read)
         .merge(admin)
         .merge(content)
+        .merge(any_role)
         .merge(open)
         .fallback(routes::system::not_found)
         .method_not_allowed_fallback(routes::system::method_not_allowed)
@@ -344,6 +358,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("put", "/api/v1/assets/{id}"),
     ("delete", "/api/v1/assets/{id}"),
     ("get", "/api/v1/kb/search"),
+    ("get", "/api/v1/me"),
+    ("get", "/api/v1/activity"),
+    ("post", "/api/v1/scripts/trial"),
     ("get", "/api/v1/health"),
     ("get", "/metrics"),
 ];

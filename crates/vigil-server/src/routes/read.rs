@@ -105,3 +105,48 @@ pub async fn list_incidents(
 pub async fn list_analyzers(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "analyzers": state.pipeline.registry().names() }))
 }
+
+/// Query parameters of `GET /api/v1/activity`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityParams {
+    since: Option<String>,
+    until: Option<String>,
+    bucket: Option<i64>,
+}
+
+/// `GET /api/v1/activity`: events and findings (by severity and analyzer) counted per
+/// time bucket, for the console's overview charts. Default: the last hour by minute.
+pub async fn activity(
+    State(state): State<AppState>,
+    params: Result<Query<ActivityParams>, QueryRejection>,
+) -> Result<Json<vigil_store::Activity>, AppError> {
+    let Query(p) = params?;
+    let until = parse_time("until", p.until.as_deref())?.unwrap_or_else(chrono::Utc::now);
+    let since = parse_time("since", p.since.as_deref())?
+        .unwrap_or_else(|| until - chrono::Duration::hours(1));
+    let bucket_secs = p.bucket.unwrap_or(60);
+    if bucket_secs < 1 {
+        return Err(AppError::field("bucket", "`bucket` is seconds, at least 1"));
+    }
+    if until <= since {
+        return Err(AppError::field("since", "`since` must be before `until`"));
+    }
+    let span = (until - since).num_seconds();
+    let needed = (span + bucket_secs - 1) / bucket_secs + 1;
+    if needed > vigil_store::MAX_ACTIVITY_BUCKETS {
+        return Err(AppError::field(
+            "bucket",
+            format!(
+                "{span} s in buckets of {bucket_secs} s is more than {} buckets: widen `bucket`",
+                vigil_store::MAX_ACTIVITY_BUCKETS
+            ),
+        ));
+    }
+    let query = vigil_store::ActivityQuery {
+        since,
+        until,
+        bucket_secs,
+    };
+    Ok(Json(state.store.activity(&query).await?))
+}

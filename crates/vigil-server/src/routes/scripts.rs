@@ -468,3 +468,43 @@ pub async fn get_job(
         }
     }
 }
+
+/// Body of `POST /api/v1/scripts/trial`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrialBody {
+    script: ScriptBody,
+    event: Value,
+}
+
+/// `POST /api/v1/scripts/trial`: compiles a script (a draft, or a stored one's source) and
+/// runs it once on an event, without storing or loading anything. The console's editor
+/// uses it to show compile errors at their line and to try a script on a pasted event.
+pub async fn trial_script(
+    State(state): State<AppState>,
+    body: Result<Json<TrialBody>, JsonRejection>,
+) -> Result<Json<Value>, AppError> {
+    let Json(body) = body.map_err(|e| AppError::from_json(e, state.config.max_bulk_bytes))?;
+    let raw = serde_json::to_vec(&body.event).map_err(|e| AppError::Internal(e.to_string()))?;
+    let event: Arc<Event> = Arc::new(
+        vigil_core::ndjson::parse_event(&raw, chrono::Utc::now()).map_err(AppError::from)?,
+    );
+    let name = body.script.name.clone().unwrap_or_else(|| "trial".into());
+    let manifest = manifest_from(name, &body.script);
+    let limits = state.scripts.engine().limits();
+    manifest
+        .validate(limits.max_timeout_ms)
+        .map_err(|e| AppError::field(e.field.clone(), e.to_string()))?;
+    let set = state.scripts.clone();
+    let source = body.script.source;
+    let (report, matches) = tokio::task::spawn_blocking(move || {
+        let prepared = set.prepare(manifest, 0, &source, true, None)?;
+        Ok::<_, vigil_script::ScriptError>(set.trial(&prepared, &event))
+    })
+    .await
+    .map_err(|e| AppError::Internal(format!("running the trial: {e}")))?
+    .map_err(AppError::Script)?;
+    let mut v = serde_json::to_value(report).map_err(|e| AppError::Internal(e.to_string()))?;
+    v["matches"] = Value::Bool(matches);
+    Ok(Json(v))
+}

@@ -26,6 +26,20 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
+/// `GET /api/v1/me`: who the credential is and what it may do (any role). The console
+/// asks it at log-in to check the credential and to show only what the role allows.
+pub async fn me(
+    State(state): State<AppState>,
+    axum::Extension(p): axum::Extension<crate::Principal>,
+) -> Json<Value> {
+    Json(json!({
+        "subject": p.subject,
+        "role": p.role,
+        "auth_enabled": state.auth.enabled(),
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+}
+
 /// `GET /api/v1/openapi.json`.
 pub async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()

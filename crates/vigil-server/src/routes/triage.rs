@@ -159,25 +159,45 @@ pub async fn get_report(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let Query(p) = params?;
-    let markdown = match p.format.as_deref() {
-        Some("markdown" | "md") => true,
-        Some("json") => false,
+    let (markdown, html) = match p.format.as_deref() {
+        Some("markdown" | "md") => (true, false),
+        Some("html") => (false, true),
+        Some("json") => (false, false),
         Some(other) => {
             return Err(AppError::field(
                 "format",
-                format!("`format` must be json or markdown, not `{other}`"),
+                format!("`format` must be json, markdown or html, not `{other}`"),
             ));
         }
-        None => headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.contains("text/markdown")),
+        None => (
+            headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|a| a.contains("text/markdown")),
+            false,
+        ),
     };
     let r = state
         .store
         .get_report(&id)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no report with id `{id}`")))?;
+    if html {
+        // A fragment for the console, with raw HTML in the report escaped: see
+        // `crate::markdown`. The CSP forbids everything should it be opened on its own.
+        return Ok((
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    "default-src 'none'; sandbox",
+                ),
+            ],
+            crate::markdown::to_safe_html(&r.markdown),
+        )
+            .into_response());
+    }
     if markdown {
         return Ok((
             [

@@ -297,15 +297,15 @@ async function incidentDetail(page, id) {
 
   const reportBox = h('div', { id: 'incident-report', class: 'report' });
   const reportList = h('div', { class: 'chips' });
-  const triageMsg = h('div', {});
+  const triageMsg = h('div', { id: 'incident-triage-message' });
   const triageBtn = h('button', {
     type: 'button', id: 'incident-triage', disabled: !canSubmit(), title: canSubmit() ? null : needs('agent or admin'),
     on: {
       click: () => busy(triageBtn, triageMsg, async () => {
         replace(triageMsg, notice('Triage running: tools are being called…', 'info'));
         const r = await api('/api/v1/triage', { method: 'POST', json: { incident_id: id } });
-        replace(triageMsg, notice(`Triage done: ${r.verdict} (${num(r.confidence * 100)}% confidence).`, 'ok'));
         await loadReports(r.id);
+        replace(triageMsg, notice(`Triage done: ${r.verdict} (${num(r.confidence * 100)}% confidence).`, 'ok'));
       }),
     },
   }, 'Run triage');

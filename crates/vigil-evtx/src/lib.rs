@@ -76,11 +76,13 @@
 //!   capped at [`MAX_CHUNK_JSON_BYTES`]. Reading from a path never loads the whole file.
 #![warn(missing_docs)]
 
+pub mod ecs;
 mod error;
 mod files;
 mod reader;
 pub mod synth;
 
+pub use ecs::{record_from_winlog, to_ecs};
 pub use error::EvtxError;
 pub use files::find_evtx_files;
 pub use reader::{

@@ -326,6 +326,11 @@ impl Pipeline {
         done.await.unwrap_or(Err(IngestError::ShuttingDown))
     }
 
+    /// The most events one [`Pipeline::ingest`] call may carry (the ingest queue's size).
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Events waiting for their commit.
     pub fn queued(&self) -> usize {
         self.queued.load(Ordering::Acquire)

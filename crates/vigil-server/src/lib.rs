@@ -16,6 +16,7 @@ mod markdown;
 pub mod network;
 pub mod protocol;
 mod routes;
+pub mod sigma;
 pub mod stream;
 pub mod telemetry;
 pub mod triage;
@@ -92,6 +93,9 @@ pub struct AppState {
     pub incidents: Option<Arc<vigil_respond::IncidentService>>,
     /// The triage agent; `None` answers `POST /api/v1/triage` with `503`.
     pub triage: Option<Arc<triage::TriageService>>,
+    /// Sigma rules; `None` answers their routes with `503` (EVTX uploads still work). A
+    /// server without rule folders has a service with no rules (`loaded: 0`).
+    pub sigma: Option<Arc<sigma::SigmaService>>,
 }
 
 /// The whole HTTP application.
@@ -150,6 +154,17 @@ pub fn app(state: AppState) -> Router {
             post(routes::scripts::analyze).layer(DefaultBodyLimit::max(cfg.max_event_bytes)),
         )
         .route(
+            "/api/v1/evtx",
+            post(sigma::ingest_evtx).layer(DefaultBodyLimit::max(
+                state
+                    .sigma
+                    .as_ref()
+                    .map_or(sigma::SigmaConfig::default().max_evtx_bytes, |s| {
+                        s.max_evtx_bytes()
+                    }),
+            )),
+        )
+        .route(
             "/api/v1/triage",
             post(routes::triage::triage)
                 .layer(DefaultBodyLimit::max(routes::triage::TRIAGE_BODY_LIMIT)),
@@ -195,6 +210,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/assets/{id}", get(routes::triage::get_asset))
         .route("/api/v1/kb/search", get(routes::triage::kb_search))
         .route("/api/v1/activity", get(routes::read::activity))
+        .route("/api/v1/sigma/rules", get(sigma::rules))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_viewer,
@@ -207,6 +223,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/v1/keys/{id}", delete(routes::keys::revoke_key))
         .route("/api/v1/yara/reload", post(routes::files::reload_yara))
+        .route("/api/v1/sigma/reload", post(sigma::reload))
         .route(
             "/api/v1/files/{sha256}/label",
             post(routes::files::label_file),
@@ -358,6 +375,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("put", "/api/v1/assets/{id}"),
     ("delete", "/api/v1/assets/{id}"),
     ("get", "/api/v1/kb/search"),
+    ("post", "/api/v1/evtx"),
+    ("get", "/api/v1/sigma/rules"),
+    ("post", "/api/v1/sigma/reload"),
     ("get", "/api/v1/me"),
     ("get", "/api/v1/activity"),
     ("post", "/api/v1/scripts/trial"),

@@ -49,6 +49,8 @@ pub struct Config {
     pub responders: vigil_respond::RespondConfig,
     /// The triage agent: limits, automatic incident triage, the LLM, reports.
     pub triage: vigil_triage::TriageConfig,
+    /// Sigma rules: the folders, the lowest level that makes a finding, EVTX upload size.
+    pub sigma: vigil_server::sigma::SigmaConfig,
     /// Kafka: the brokers, the events source (a consumer group), the findings topic.
     pub kafka: vigil_kafka::KafkaConfig,
     /// OpenSearch or Elasticsearch, when `[store] backend = "opensearch"`.
@@ -76,6 +78,7 @@ impl Default for Config {
             incidents: vigil_respond::CorrelationConfig::default(),
             responders: vigil_respond::RespondConfig::default(),
             triage: vigil_triage::TriageConfig::default(),
+            sigma: vigil_server::sigma::SigmaConfig::default(),
             kafka: vigil_kafka::KafkaConfig::default(),
             opensearch: vigil_opensearch::OpenSearchConfig::default(),
             log: LogConfig::default(),
@@ -165,6 +168,7 @@ const SECTIONS: &[&str] = &[
     "incidents",
     "responders",
     "triage",
+    "sigma",
     "kafka",
     "opensearch",
     "log",

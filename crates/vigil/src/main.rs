@@ -8,6 +8,7 @@ mod notify;
 mod script;
 mod send;
 mod serve;
+mod sigma;
 mod triage;
 
 use anyhow::{Context, Result};
@@ -93,6 +94,14 @@ enum Command {
         #[command(subcommand)]
         command: triage::KbCommand,
     },
+    /// Sigma rules: validate a folder.
+    Sigma {
+        #[command(subcommand)]
+        command: sigma::SigmaCommand,
+    },
+    /// Hunt through Windows event logs (.evtx) offline with Sigma rules: a timeline of
+    /// detections and a summary by level.
+    Evtx(sigma::EvtxArgs),
     /// Measure detectors on labelled data.
     Eval {
         #[command(subcommand)]
@@ -144,6 +153,9 @@ enum EvalCommand {
     Logs(logs::EvalLogsArgs),
     /// The triage classifier's accuracy on held-out groups of its labelled set.
     Triage(triage::EvalTriageArgs),
+    /// Sigma rules on SigmaHQ's regression cases: each case's named rule must fire on its
+    /// .evtx; pass rate, failures with reasons, noise, speed.
+    Sigma(sigma::EvalSigmaArgs),
 }
 
 #[derive(Subcommand)]
@@ -253,6 +265,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Eval {
             command: EvalCommand::Triage(args),
         } => triage::eval(args),
+        Command::Eval {
+            command: EvalCommand::Sigma(args),
+        } => sigma::eval(args),
+        Command::Sigma {
+            command: sigma::SigmaCommand::Check(args),
+        } => sigma::check(args),
+        Command::Evtx(args) => sigma::evtx(args),
         Command::Triage(args) => triage::triage(args),
         Command::Kb { command } => triage::kb(command),
         Command::Net {

@@ -233,6 +233,23 @@ pub async fn serve(config: Config) -> Result<()> {
         None
     };
 
+    let sigma_cfg = config.sigma.clone();
+    let sigma =
+        tokio::task::spawn_blocking(move || vigil_server::sigma::SigmaService::load(sigma_cfg))
+            .await?
+            .map_err(|e| anyhow::anyhow!("the Sigma rules cannot load: {e} (fix [sigma])"))?;
+    {
+        let s = sigma.summary();
+        if !config.sigma.rules.is_empty() {
+            tracing::info!(
+                loaded = s.loaded,
+                rejected = s.rejected.len(),
+                "sigma rules ready (GET /api/v1/sigma/rules lists the refused ones)"
+            );
+            registry.register(sigma.analyzer());
+        }
+    }
+
     let state = AppState {
         store: store.clone(),
         pipeline: pipeline.clone(),
@@ -246,6 +263,7 @@ pub async fn serve(config: Config) -> Result<()> {
         logs: logs.clone(),
         incidents: incidents.clone(),
         triage,
+        sigma: Some(sigma),
     };
     let findings_publisher = match (&kafka_publisher, &config.kafka.findings_topic) {
         (Some(p), Some(topic)) => Some(vigil_kafka::spawn_findings_publisher(

@@ -122,6 +122,7 @@ pub async fn harness_full(
         logs: None,
         incidents: None,
         triage: Some(triage),
+        sigma: None,
     };
     Harness {
         _dir: dir,

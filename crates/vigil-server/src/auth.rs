@@ -10,7 +10,7 @@ use crate::{AppError, AppState};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use rand::Rng;
@@ -290,7 +290,19 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>, AppError> {
     }
 }
 
+/// The WebSocket routes, the only ones where a credential may travel as `?access_token=`
+/// (browsers cannot set headers on a WebSocket). Anywhere else a token in a URL would end up
+/// in logs and histories for nothing.
+const WEBSOCKET_ROUTES: [&str; 3] = [
+    "/api/v1/stream",
+    "/api/v1/incidents/stream",
+    "/api/v1/network/stream",
+];
+
 fn query_token(req: &Request) -> Option<String> {
+    if !WEBSOCKET_ROUTES.contains(&req.uri().path()) {
+        return None;
+    }
     let is_upgrade = req
         .headers()
         .get(header::UPGRADE)
@@ -343,7 +355,9 @@ pub async fn require_admin(
 
 /// Authenticates the request and checks it may do what needs `required` (any role when
 /// `None`).
-/// Puts the [`Principal`] into the request extensions.
+/// Puts the [`Principal`] into the request extensions, and into the response's for the
+/// access log (which runs outside and so sees the final status), a refusal for lack of
+/// role included.
 async fn authorize(
     State(state): State<AppState>,
     mut req: Request,
@@ -370,13 +384,18 @@ async fn authorize(
     if let Some(required) = required
         && !principal.role.allows(required)
     {
-        return Err(AppError::Forbidden(format!(
+        let mut resp = AppError::Forbidden(format!(
             "this needs the `{required}` role; your credential has `{}`",
             principal.role
-        )));
+        ))
+        .into_response();
+        resp.extensions_mut().insert(principal);
+        return Ok(resp);
     }
-    req.extensions_mut().insert(principal);
-    Ok(next.run(req).await)
+    req.extensions_mut().insert(principal.clone());
+    let mut resp = next.run(req).await;
+    resp.extensions_mut().insert(principal);
+    Ok(resp)
 }
 
 #[cfg(test)]

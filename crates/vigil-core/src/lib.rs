@@ -6,6 +6,8 @@
 //!   the input format.
 //! * [`Finding`]: what an analyzer says about one or more events.
 //! * [`Incident`]: findings correlated by entity and time.
+//! * [`net_guard`]: which outbound targets (webhooks, the LLM, VirusTotal) are internal
+//!   addresses, refused unless the operator allows them.
 #![warn(missing_docs)]
 
 mod event;
@@ -13,6 +15,7 @@ mod finding;
 mod incident;
 pub mod metric_names;
 pub mod ndjson;
+pub mod net_guard;
 
 pub use event::{Event, EventError, FieldLookup, MAX_EVENT_ID_LEN};
 pub use finding::{Finding, FindingError, Severity, is_technique_id};

@@ -12,15 +12,23 @@
 //! connection errors) are counted and backed off, the response body is capped, and the
 //! report keeps at most [`MAX_DETECTIONS`] detections. The API key is never logged nor put
 //! in an error message.
+//!
+//! `base_url` is guarded (issue 12, [`vigil_core::net_guard`]): VirusTotal is on the
+//! internet, so an internal address (by literal, reserved name, or DNS answer at each
+//! connection) is refused unless [`VtConfig::allow_internal`] or
+//! [`VtConfig::internal_allow`] allows it (a local fake in tests, a mirror on the LAN).
+//! Redirects are never followed, so the key stays on the configured host.
 
 use async_trait::async_trait;
 use reqwest::header::{HeaderValue, RETRY_AFTER};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tracing::{debug, warn};
+use vigil_core::net_guard::{Guard, find_refusal};
 
 /// The public VirusTotal service.
 pub const DEFAULT_BASE_URL: &str = "https://www.virustotal.com";
@@ -63,6 +71,14 @@ pub struct VtConfig {
     /// Wait before the first retry, in milliseconds; it doubles for each further retry,
     /// capped at 30 s. A `Retry-After` header (seconds) replaces it, capped the same way.
     pub backoff_ms: u64,
+    /// Whether `base_url` may be an internal address (loopback, private, link-local, …),
+    /// by literal, reserved name (`localhost`, `*.internal`) or DNS answer. Off: VirusTotal
+    /// is on the internet, and the key must not be sent elsewhere. Cloud metadata
+    /// (169.254.0.0/16, …) stays refused even when on.
+    pub allow_internal: bool,
+    /// Internal targets allowed all the same: addresses, CIDR blocks, host names,
+    /// `*.suffix` (a mirror on the LAN). Only a CIDR block opens a cloud metadata address.
+    pub internal_allow: Vec<String>,
 }
 
 impl Default for VtConfig {
@@ -75,6 +91,8 @@ impl Default for VtConfig {
             timeout_ms: 10_000,
             max_retries: 3,
             backoff_ms: 1_000,
+            allow_internal: false,
+            internal_allow: Vec::new(),
         }
     }
 }
@@ -89,6 +107,8 @@ impl std::fmt::Debug for VtConfig {
             .field("timeout_ms", &self.timeout_ms)
             .field("max_retries", &self.max_retries)
             .field("backoff_ms", &self.backoff_ms)
+            .field("allow_internal", &self.allow_internal)
+            .field("internal_allow", &self.internal_allow)
             .finish()
     }
 }
@@ -360,9 +380,55 @@ pub enum VtError {
     /// The `[virustotal]` settings are unusable.
     #[error("invalid [virustotal] config: {0}")]
     Config(String),
+    /// `base_url` resolved to an address the guard refuses (internal, or cloud metadata).
+    /// Not retried.
+    #[error("VirusTotal target refused: {0}")]
+    Refused(String),
     /// The HTTP client could not be built (for instance, no TLS crypto provider installed).
     #[error("cannot build the VirusTotal HTTP client: {0}")]
     Client(String),
+}
+
+/// Answers used instead of DNS, by host name (tests).
+type Fixed = Arc<Vec<(String, IpAddr)>>;
+
+/// The client's resolver: the system's, with every answer for `base_url`'s host checked by
+/// the guard (other names, such as an HTTP proxy's, resolve unchecked).
+#[derive(Clone)]
+struct GuardedResolver {
+    guard: Arc<Guard>,
+    host: String,
+    fixed: Fixed,
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let this = self.clone();
+        Box::pin(async move {
+            let name = name.as_str();
+            let same = |a: &str, b: &str| {
+                a.trim_end_matches('.')
+                    .eq_ignore_ascii_case(b.trim_end_matches('.'))
+            };
+            let fixed: Vec<SocketAddr> = this
+                .fixed
+                .iter()
+                .filter(|(h, _)| same(h, name))
+                .map(|(_, ip)| SocketAddr::new(*ip, 0))
+                .collect();
+            let addrs: Vec<SocketAddr> = if fixed.is_empty() {
+                tokio::net::lookup_host((name, 0)).await?.collect()
+            } else {
+                fixed
+            };
+            let addrs = if same(name, &this.host) {
+                this.guard.vet(name, addrs)?
+            } else {
+                addrs
+            };
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
 }
 
 /// Where reports are kept between lookups. The server implements it over its store; tests
@@ -569,6 +635,10 @@ impl VirusTotal {
     /// of bounds, or when the HTTP client cannot be built: with reqwest's
     /// `rustls-no-provider`, the binary must install a rustls crypto provider first.
     pub fn new(config: VtConfig, cache: Arc<dyn VtCache>) -> Result<Self, VtError> {
+        VirusTotal::build(config, cache, Fixed::default())
+    }
+
+    fn build(config: VtConfig, cache: Arc<dyn VtCache>, fixed: Fixed) -> Result<Self, VtError> {
         let base = config.base_url.trim_end_matches('/').to_string();
         let url = reqwest::Url::parse(&base)
             .map_err(|e| VtError::Config(format!("base_url {base:?}: {e}")))?;
@@ -582,6 +652,15 @@ impl VirusTotal {
                 "base_url {base:?} must be a plain http(s) URL without credentials, query or fragment"
             )));
         }
+        let guard = Guard::new(
+            "[virustotal]",
+            config.allow_internal,
+            &config.internal_allow,
+        )
+        .map_err(VtError::Config)?;
+        guard
+            .check_host(url.host_str().unwrap_or_default())
+            .map_err(|e| VtError::Config(format!("base_url {base:?}: {e}")))?;
         if config.timeout_ms == 0 || config.timeout_ms > MAX_TIMEOUT_MS {
             return Err(VtError::Config(format!(
                 "timeout_ms must be between 1 and {MAX_TIMEOUT_MS}"
@@ -598,6 +677,11 @@ impl VirusTotal {
             .connect_timeout(timeout)
             // A redirect would carry the x-apikey header to wherever it points.
             .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(GuardedResolver {
+                guard: Arc::new(guard),
+                host: url.host_str().unwrap_or_default().to_string(),
+                fixed,
+            }))
             .user_agent(concat!("vigil/", env!("CARGO_PKG_VERSION")));
         // reqwest panics (rather than erring) when rustls has no crypto provider.
         let http = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| builder.build()))
@@ -856,6 +940,9 @@ async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<
 /// A transport error as a retryable failure (timeouts and connection errors) or a
 /// final one.
 fn transport_failure(e: &reqwest::Error) -> Failure {
+    if let Some(r) = find_refusal(e) {
+        return Failure::Fatal(VtError::Refused(r.to_string()));
+    }
     if e.is_timeout() {
         return Failure::Retry {
             error: VtError::Timeout,
@@ -1152,5 +1239,73 @@ mod tests {
                 Err(VtError::Config(_))
             ));
         }
+    }
+
+    #[test]
+    fn internal_base_urls_are_refused_unless_allowed() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let cache: Arc<dyn VtCache> = Arc::new(MemoryCache::new());
+        let with = |base: &str, allow_internal: bool, list: &[&str]| {
+            VirusTotal::new(
+                VtConfig {
+                    base_url: base.into(),
+                    allow_internal,
+                    internal_allow: list.iter().map(|s| s.to_string()).collect(),
+                    ..VtConfig::default()
+                },
+                Arc::clone(&cache),
+            )
+        };
+        for base in [
+            "http://127.0.0.1:8080",
+            "http://localhost:8080",
+            "http://[::ffff:127.0.0.1]",
+            "http://10.1.2.3",
+            "http://169.254.169.254",
+        ] {
+            let Err(VtError::Config(m)) = with(base, false, &[]) else {
+                panic!("{base} accepted");
+            };
+            assert!(m.contains(base), "{m}");
+            assert!(m.contains("[virustotal] internal_allow"), "{m}");
+        }
+        with("http://127.0.0.1:8080", true, &[]).unwrap();
+        with("http://10.1.2.3", false, &["10.1.2.0/24"]).unwrap();
+        with(DEFAULT_BASE_URL, false, &[]).unwrap();
+        let Err(VtError::Config(m)) = with("http://169.254.169.254", true, &[]) else {
+            panic!("metadata accepted");
+        };
+        assert!(m.contains("cloud metadata"), "{m}");
+    }
+
+    #[tokio::test]
+    async fn a_base_url_resolving_to_an_internal_address_is_refused_without_retries() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let fixed: Fixed = Arc::new(vec![(
+            "vt.example.org".into(),
+            "127.0.0.1".parse().unwrap(),
+        )]);
+        let vt = VirusTotal::build(
+            VtConfig {
+                base_url: "http://vt.example.org:9".into(),
+                api_key: Some("k".into()),
+                max_retries: 3,
+                backoff_ms: 1,
+                ..VtConfig::default()
+            },
+            Arc::new(MemoryCache::new()),
+            fixed,
+        )
+        .unwrap();
+        let err = vt.lookup(HASH, None).await.unwrap_err();
+        let VtError::Refused(m) = &err else {
+            panic!("{err:?}");
+        };
+        assert!(
+            m.contains("`vt.example.org` resolves to 127.0.0.1")
+                && m.contains("[virustotal] allow_internal = true"),
+            "{m}"
+        );
+        assert_eq!(vt.stats().requests, 1, "a refusal is not retried");
     }
 }

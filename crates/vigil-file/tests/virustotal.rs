@@ -250,6 +250,8 @@ fn config(base_url: &str, api_key: Option<&str>) -> VtConfig {
         timeout_ms: 2_000,
         max_retries: 3,
         backoff_ms: 10,
+        // The fake VirusTotal is on 127.0.0.1.
+        allow_internal: true,
         ..VtConfig::default()
     }
 }

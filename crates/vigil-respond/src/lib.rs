@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod correlate;
+mod dns;
 pub mod responders;
 pub mod service;
 

@@ -8,6 +8,12 @@
 //! `max_attempts` times, or that the receiver refuses outright (a 4xx other than 408/429),
 //! becomes a dead letter. Receivers see the delivery id in `X-Vigil-Delivery` and can use
 //! it to drop a repeat (a crash between sending and recording can repeat one delivery).
+//!
+//! Targets are guarded (issue 12, [`vigil_core::net_guard`]): a route's URL or SMTP host
+//! that is, or resolves to, an internal address (loopback, private, link-local, …) is
+//! refused unless `[responders] allow_internal` or `internal_allow` allows it: at start
+//! for literal addresses and reserved names, and at each connection for DNS answers (a
+//! delivery refused then is a dead letter that says why). Redirects are never followed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -18,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tokio::sync::Mutex;
+use vigil_core::net_guard::{Guard, find_refusal};
 use vigil_core::{Incident, IncidentStatus, Severity};
 use vigil_store::{Delivery, DeliveryState, Store, StoreError};
 
@@ -164,6 +171,17 @@ pub struct RespondConfig {
     pub public_url: String,
     /// Milliseconds between looks at the outbox.
     pub poll_ms: u64,
+    /// Whether routes may send to internal addresses: loopback, private, link-local,
+    /// carrier-grade NAT, unique-local, documentation… (`vigil_core::net_guard`), whether
+    /// the URL or SMTP host names one literally, is a reserved name (`localhost`,
+    /// `*.internal`, …) or resolves to one. Off by default, so that a route's URL cannot
+    /// be turned into a request to an internal service (SSRF). Cloud metadata
+    /// (169.254.0.0/16, …) stays refused even when on.
+    pub allow_internal: bool,
+    /// Internal targets allowed all the same: addresses, CIDR blocks (`10.1.2.0/24`), host
+    /// names (`shuffle.corp`, whatever it resolves to) or `*.suffix`. Only a CIDR block
+    /// opens a cloud metadata address.
+    pub internal_allow: Vec<String>,
     /// The routes.
     pub routes: Vec<RouteConfig>,
 }
@@ -173,20 +191,33 @@ impl Default for RespondConfig {
         RespondConfig {
             public_url: "http://127.0.0.1:8080".into(),
             poll_ms: 500,
+            allow_internal: false,
+            internal_allow: Vec::new(),
             routes: Vec::new(),
         }
     }
 }
 
-/// A configuration mistake, naming the route.
-#[derive(Debug, thiserror::Error)]
-#[error("responders.routes `{route}`: {message}")]
+/// A configuration mistake, naming the route (empty for the section's own keys).
+#[derive(Debug)]
 pub struct RouteError {
-    /// The route.
+    /// The route (empty: a `[responders]` key).
     pub route: String,
     /// What is wrong.
     pub message: String,
 }
+
+impl std::fmt::Display for RouteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.route.is_empty() {
+            write!(f, "responders: {}", self.message)
+        } else {
+            write!(f, "responders.routes `{}`: {}", self.route, self.message)
+        }
+    }
+}
+
+impl std::error::Error for RouteError {}
 
 /// Resolves `env:NAME` from the environment.
 fn resolve(value: &str, route: &str, what: &str) -> Result<String, RouteError> {
@@ -243,13 +274,22 @@ pub trait Publisher: Send + Sync {
 
 struct Http {
     url: reqwest::Url,
+    /// `scheme://host:port`, for messages (a Slack webhook's path is a secret).
+    origin: String,
     secret: Option<String>,
     headers: reqwest::header::HeaderMap,
     http: reqwest::Client,
 }
 
 struct Email {
-    transport: lettre::AsyncSmtpTransport<lettre::Tokio1Executor>,
+    host: String,
+    port: u16,
+    tls: lettre::transport::smtp::client::Tls,
+    timeout: Duration,
+    credentials: Option<lettre::transport::smtp::authentication::Credentials>,
+    /// Resolves and checks `host` before each connection, which then goes to the checked
+    /// address; `None` when `host` is an address (checked at start).
+    resolver: Option<crate::dns::GuardedResolver>,
     from: lettre::message::Mailbox,
     to: Vec<lettre::message::Mailbox>,
 }
@@ -265,6 +305,8 @@ impl Route {
     fn new(
         config: RouteConfig,
         publisher: Option<&Arc<dyn Publisher>>,
+        guard: &Arc<Guard>,
+        fixed: &crate::dns::Fixed,
     ) -> Result<Route, RouteError> {
         let err = route_error(&config);
         if config.name.trim().is_empty() {
@@ -280,7 +322,7 @@ impl Route {
                 let Some(email) = &config.email else {
                     return Err(err("an email route needs [responders.routes.email]".into()));
                 };
-                Target::Email(Box::new(Email::new(email, &config)?))
+                Target::Email(Box::new(Email::new(email, &config, guard, fixed)?))
             }
             RouteKind::Kafka => {
                 let Some(topic) = config.topic.clone().filter(|t| !t.trim().is_empty()) else {
@@ -296,7 +338,7 @@ impl Route {
                     publisher: publisher.clone(),
                 }
             }
-            _ => Target::Http(Box::new(Http::new(&config)?)),
+            _ => Target::Http(Box::new(Http::new(&config, guard, fixed)?)),
         };
         drop(err);
         Ok(Route {
@@ -308,10 +350,18 @@ impl Route {
 }
 
 impl Email {
-    fn new(e: &EmailConfig, config: &RouteConfig) -> Result<Email, RouteError> {
+    fn new(
+        e: &EmailConfig,
+        config: &RouteConfig,
+        guard: &Arc<Guard>,
+        fixed: &crate::dns::Fixed,
+    ) -> Result<Email, RouteError> {
         use lettre::transport::smtp::authentication::Credentials;
         use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
         let err = route_error(config);
+        guard
+            .check_host(&e.host)
+            .map_err(|r| err(format!("email.host smtp://{}:{}: {r}", e.host, e.port)))?;
         let mailbox = |s: &str, what: &str| {
             s.parse::<lettre::message::Mailbox>()
                 .map_err(|x| err(format!("email.{what} `{s}` is not an address ({x})")))
@@ -345,39 +395,67 @@ impl Email {
             SmtpTls::Tls => Tls::Wrapper(params()?),
             SmtpTls::None => Tls::None,
         };
-        let mut builder =
-            lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous(&e.host)
-                .port(e.port)
-                .tls(tls)
-                .timeout(Some(Duration::from_secs(config.timeout_secs)));
-        match (&e.username, &e.password) {
-            (Some(u), Some(p)) => {
-                builder = builder.credentials(Credentials::new(
-                    resolve(u, &config.name, "email.username")?,
-                    resolve(p, &config.name, "email.password")?,
-                ));
-            }
-            (None, None) => {}
+        let credentials = match (&e.username, &e.password) {
+            (Some(u), Some(p)) => Some(Credentials::new(
+                resolve(u, &config.name, "email.username")?,
+                resolve(p, &config.name, "email.password")?,
+            )),
+            (None, None) => None,
             _ => {
                 return Err(err("email.username and email.password go together".into()));
             }
-        }
+        };
+        let literal = e.host.parse::<std::net::IpAddr>().is_ok();
         Ok(Email {
-            transport: builder.build(),
+            host: e.host.clone(),
+            port: e.port,
+            tls,
+            timeout: Duration::from_secs(config.timeout_secs),
+            credentials,
+            resolver: (!literal).then(|| crate::dns::GuardedResolver {
+                guard: guard.clone(),
+                host: e.host.clone(),
+                fixed: fixed.clone(),
+            }),
             from,
             to,
         })
     }
+
+    /// A transport to `server` (the host, or the address it was checked at; TLS still
+    /// verifies the certificate against the host name).
+    fn transport(&self, server: String) -> lettre::AsyncSmtpTransport<lettre::Tokio1Executor> {
+        let mut builder =
+            lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous(server)
+                .port(self.port)
+                .tls(self.tls.clone())
+                .timeout(Some(self.timeout));
+        if let Some(c) = &self.credentials {
+            builder = builder.credentials(c.clone());
+        }
+        builder.build()
+    }
 }
 
 impl Http {
-    fn new(config: &RouteConfig) -> Result<Http, RouteError> {
+    fn new(
+        config: &RouteConfig,
+        guard: &Arc<Guard>,
+        fixed: &crate::dns::Fixed,
+    ) -> Result<Http, RouteError> {
         let err = route_error(config);
         let url = resolve(&config.url, &config.name, "url")?;
         let url = reqwest::Url::parse(&url).map_err(|e| err(format!("url is not a URL ({e})")))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(err("url must be http or https".into()));
-        }
+        // Only the origin is named: a Slack webhook's path is a secret.
+        let origin = url.origin().ascii_serialization();
+        guard
+            .check_target(
+                url.scheme(),
+                !url.username().is_empty() || url.password().is_some(),
+                url.host_str(),
+            )
+            .map_err(|e| err(format!("url {origin}: {e}")))?;
+        let host = url.host_str().unwrap_or_default().to_string();
         let secret = config
             .secret
             .as_deref()
@@ -400,14 +478,21 @@ impl Http {
         let builder = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
-            // A redirect could carry the signature or the bearer token elsewhere.
+            // A redirect could carry the signature or the bearer token elsewhere, or
+            // lead to an internal address.
             .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(crate::dns::GuardedResolver {
+                guard: guard.clone(),
+                host,
+                fixed: fixed.clone(),
+            }))
             .user_agent(concat!("vigil/", env!("CARGO_PKG_VERSION")));
         let http = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| builder.build()))
             .map_err(|_| err("no rustls crypto provider is installed".into()))?
             .map_err(|e| err(format!("cannot build the HTTP client: {e}")))?;
         Ok(Http {
             url,
+            origin,
             secret,
             headers,
             http,
@@ -612,6 +697,28 @@ impl Responders {
         store: Arc<dyn Store>,
         publisher: Option<Arc<dyn Publisher>>,
     ) -> Result<Responders, RouteError> {
+        Responders::build(config, store, publisher, Default::default())
+    }
+
+    /// [`Responders::with_publisher`], resolving the names in `fixed` to its addresses
+    /// instead of asking DNS (tests).
+    pub(crate) fn build(
+        config: RespondConfig,
+        store: Arc<dyn Store>,
+        publisher: Option<Arc<dyn Publisher>>,
+        fixed: crate::dns::Fixed,
+    ) -> Result<Responders, RouteError> {
+        let guard = Arc::new(
+            Guard::new(
+                "[responders]",
+                config.allow_internal,
+                &config.internal_allow,
+            )
+            .map_err(|message| RouteError {
+                route: String::new(),
+                message,
+            })?,
+        );
         let mut routes = HashMap::new();
         let mut order = Vec::new();
         for r in config.routes {
@@ -622,7 +729,10 @@ impl Responders {
                     message: "the name is used twice".into(),
                 });
             }
-            routes.insert(name.clone(), Arc::new(Route::new(r, publisher.as_ref())?));
+            routes.insert(
+                name.clone(),
+                Arc::new(Route::new(r, publisher.as_ref(), &guard, &fixed)?),
+            );
             order.push(name);
         }
         Ok(Responders {
@@ -893,7 +1003,29 @@ async fn send_email(email: &Email, d: &Delivery, public_url: &str) -> Attempt {
         Ok(m) => m,
         Err(e) => return Attempt::Refused(format!("cannot build the message: {e}")),
     };
-    match email.transport.send(message).await {
+    let server = match &email.resolver {
+        None => email.host.clone(),
+        Some(resolver) => match resolver.lookup(&email.host).await {
+            Ok(addrs) => match addrs.first() {
+                Some(a) => a.ip().to_string(),
+                None => {
+                    return Attempt::Retry(format!("SMTP: `{}` has no address", email.host), None);
+                }
+            },
+            Err(e) => {
+                return match find_refusal(&*e) {
+                    Some(r) => Attempt::Refused(format!(
+                        "refused smtp://{}:{}: {r}",
+                        email.host, email.port
+                    )),
+                    None => {
+                        Attempt::Retry(format!("SMTP: cannot resolve `{}`: {e}", email.host), None)
+                    }
+                };
+            }
+        },
+    };
+    match email.transport(server).send(message).await {
         Ok(_) => Attempt::Delivered,
         Err(e) if e.is_permanent() => Attempt::Refused(format!("SMTP refused: {e}")),
         Err(e) => Attempt::Retry(format!("SMTP: {e}"), None),
@@ -953,16 +1085,400 @@ async fn send_http(kind: RouteKind, route: &Http, d: &Delivery, public_url: &str
                 Attempt::Refused(message)
             }
         }
-        // The URL (a Slack webhook's is a secret) is left out of the error.
-        Err(e) => Attempt::Retry(
-            if e.is_timeout() {
-                "timed out".to_string()
-            } else if e.is_connect() {
-                "cannot connect".to_string()
-            } else {
-                format!("request failed: {}", e.without_url())
+        Err(e) => {
+            // A target refused by the guard (a DNS answer is internal): for good.
+            if let Some(r) = find_refusal(&e) {
+                return Attempt::Refused(format!("refused {}: {r}", route.origin));
+            }
+            // The URL (a Slack webhook's is a secret) is left out of the error.
+            Attempt::Retry(
+                if e.is_timeout() {
+                    "timed out".to_string()
+                } else if e.is_connect() {
+                    "cannot connect".to_string()
+                } else {
+                    format!("request failed: {}", e.without_url())
+                },
+                None,
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::IpAddr;
+    use vigil_store::{SqliteOptions, SqliteStore};
+
+    /// A receiver on 127.0.0.1 that counts what it accepts.
+    async fn receiver() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+        let got = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = got.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move || {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async { "ok" }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (port, got)
+    }
+
+    fn hook(url: String) -> RouteConfig {
+        RouteConfig {
+            name: "hook".into(),
+            kind: RouteKind::Webhook,
+            url,
+            email: None,
+            topic: None,
+            secret: Some("k".into()),
+            headers: Default::default(),
+            min_severity: Severity::Low,
+            analyzers: vec![],
+            hosts: vec![],
+            tags: vec![],
+            timeout_secs: 2,
+            max_attempts: 5,
+            backoff_ms: 10,
+            max_backoff_secs: 1,
+            per_minute: 0,
+        }
+    }
+
+    fn incident() -> Incident {
+        let now = vigil_core::now_rfc3339();
+        Incident {
+            id: vigil_core::new_id(),
+            title: "t".into(),
+            status: IncidentStatus::Open,
+            severity: Severity::High,
+            score: 50.0,
+            entity: "host:h".into(),
+            host_name: Some("h".into()),
+            first_seen: now.clone(),
+            last_seen: now.clone(),
+            finding_ids: vec![],
+            techniques: vec![],
+            assignee: None,
+            notes: vec![],
+            created_at: now.clone(),
+            updated_at: now,
+        }
+    }
+
+    /// One delivery to `host` (resolved through `fixed`) under the given settings.
+    async fn deliver(
+        host: &str,
+        port: u16,
+        fixed: &crate::dns::Fixed,
+        allow_internal: bool,
+        internal_allow: &[&str],
+    ) -> Delivery {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
+        let r = Responders::build(
+            RespondConfig {
+                allow_internal,
+                internal_allow: internal_allow.iter().map(|s| s.to_string()).collect(),
+                routes: vec![hook(format!("http://{host}:{port}/hook"))],
+                ..Default::default()
             },
+            store.clone(),
             None,
-        ),
+            fixed.clone(),
+        )
+        .unwrap();
+        assert_eq!(r.incident_changed(&incident(), &[]).await.unwrap(), 1);
+        r.run_once().await.unwrap();
+        store.list_deliveries(None, 10).await.unwrap().remove(0)
+    }
+
+    #[tokio::test]
+    async fn a_name_resolving_to_an_internal_address_is_dead_lettered_unless_allowed() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (port, got) = receiver().await;
+        let loopback: IpAddr = "127.0.0.1".parse().unwrap();
+        let metadata: IpAddr = "169.254.169.254".parse().unwrap();
+        let fixed: crate::dns::Fixed = Arc::new(vec![
+            ("hooks.example.org".into(), loopback),
+            ("meta.example.org".into(), metadata),
+        ]);
+        // Refused at connection time: a dead letter at once, saying why and what to set.
+        let d = deliver("hooks.example.org", port, &fixed, false, &[]).await;
+        assert_eq!(d.state, DeliveryState::Dead, "{d:?}");
+        assert_eq!(d.attempts, 1);
+        let why = d.last_error.unwrap();
+        for part in [
+            &format!("refused http://hooks.example.org:{port}"),
+            "`hooks.example.org` resolves to 127.0.0.1",
+            "loopback",
+            "[responders] allow_internal = true",
+            "[responders] internal_allow",
+        ] {
+            assert!(why.contains(part), "{part} not in {why}");
+        }
+        assert!(
+            !why.contains(&format!(":{port}/hook")),
+            "the path (a secret for Slack) is left out: {why}"
+        );
+        assert_eq!(got.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+        // Allowed by the switch, by the host's name, or by a CIDR block: delivered.
+        for (allow_internal, list) in [
+            (true, &[][..]),
+            (false, &["hooks.example.org"][..]),
+            (false, &["127.0.0.0/8"][..]),
+        ] {
+            let d = deliver("hooks.example.org", port, &fixed, allow_internal, list).await;
+            assert_eq!(d.state, DeliveryState::Delivered, "{list:?}: {d:?}");
+        }
+        assert_eq!(got.load(std::sync::atomic::Ordering::SeqCst), 3);
+
+        // A metadata answer stays refused with allow_internal.
+        let d = deliver("meta.example.org", port, &fixed, true, &[]).await;
+        assert_eq!(d.state, DeliveryState::Dead, "{d:?}");
+        let why = d.last_error.unwrap();
+        assert!(
+            why.contains("169.254.169.254") && why.contains("cloud metadata"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn literal_and_reserved_targets_are_refused_at_start() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
+        let build = |url: &str, allow_internal: bool| {
+            Responders::new(
+                RespondConfig {
+                    allow_internal,
+                    routes: vec![hook(url.into())],
+                    ..Default::default()
+                },
+                store.clone(),
+            )
+        };
+        for url in [
+            "http://127.0.0.1:9/hook",
+            "http://localhost:9/hook",
+            "http://LOCALHOST./hook",
+            "http://api.localhost/hook",
+            "http://[::1]/hook",
+            "http://[::ffff:127.0.0.1]/hook",
+            "http://2130706433/hook",
+            "http://0x7f.1/hook",
+            "http://0/hook",
+            "http://10.0.0.5/hook",
+            "http://192.168.1.10/hook",
+            "http://100.64.1.1/hook",
+            "http://[fd00::1]/hook",
+            "http://[64:ff9b::7f00:1]/hook",
+            "http://169.254.169.254/latest/meta-data",
+            "http://metadata.google.internal/computeMetadata/v1",
+            "http://vault.corp.internal/hook",
+        ] {
+            let e = build(url, false).err().expect(url);
+            let text = e.to_string();
+            assert!(
+                text.contains("responders.routes `hook`: url http"),
+                "{url}: {text}"
+            );
+            assert!(
+                text.contains("[responders] internal_allow"),
+                "{url}: {text}"
+            );
+        }
+        // Userinfo and other schemes are refused whatever the setting.
+        for url in ["https://user:pw@hooks.example.org/x", "ftp://example.org/x"] {
+            let e = build(url, true).err().expect(url);
+            assert_eq!(e.route, "hook", "{e}");
+        }
+        // With the switch: internal, but never metadata.
+        build("http://127.0.0.1:9/hook", true).unwrap();
+        build("http://localhost:9/hook", true).unwrap();
+        let e = build("http://169.254.169.254/", true).err().unwrap();
+        assert!(e.to_string().contains("cloud metadata"), "{e}");
+        build("https://hooks.slack.com/services/T/B/X", false).unwrap();
+        // A bad allow-list entry names the key.
+        let e = Responders::new(
+            RespondConfig {
+                internal_allow: vec!["10.0.0.0/40".into()],
+                ..Default::default()
+            },
+            store.clone(),
+        )
+        .err()
+        .unwrap();
+        assert!(
+            e.to_string()
+                .starts_with("responders: [responders] internal_allow"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_smtp_host_resolving_to_an_internal_address_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
+        let fixed: crate::dns::Fixed = Arc::new(vec![(
+            "mail.example.org".into(),
+            "10.9.8.7".parse().unwrap(),
+        )]);
+        let r = Responders::build(
+            RespondConfig {
+                routes: vec![mail("mail.example.org")],
+                ..Default::default()
+            },
+            store.clone(),
+            None,
+            fixed,
+        )
+        .unwrap();
+        r.incident_changed(&incident(), &[]).await.unwrap();
+        r.run_once().await.unwrap();
+        let d = store.list_deliveries(None, 10).await.unwrap().remove(0);
+        assert_eq!(d.state, DeliveryState::Dead, "{d:?}");
+        let why = d.last_error.unwrap();
+        assert!(
+            why.contains("refused smtp://mail.example.org:25")
+                && why.contains("resolves to 10.9.8.7")
+                && why.contains("[responders] allow_internal"),
+            "{why}"
+        );
+    }
+
+    /// A minimal SMTP server on 127.0.0.1 that accepts one message per connection and
+    /// counts the messages.
+    async fn fake_smtp() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let got = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = got.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let count = count.clone();
+                tokio::spawn(async move {
+                    let (read, mut write) = socket.into_split();
+                    let mut lines = BufReader::new(read).lines();
+                    write.write_all(b"220 fake ESMTP\r\n").await.unwrap();
+                    let mut in_data = false;
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        let reply: &[u8] = if in_data {
+                            if line != "." {
+                                continue;
+                            }
+                            in_data = false;
+                            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            b"250 queued\r\n"
+                        } else {
+                            match line.get(..4).unwrap_or("").to_ascii_uppercase().as_str() {
+                                "EHLO" | "HELO" => b"250 fake\r\n",
+                                "DATA" => {
+                                    in_data = true;
+                                    b"354 go on\r\n"
+                                }
+                                "QUIT" => {
+                                    let _ = write.write_all(b"221 bye\r\n").await;
+                                    return;
+                                }
+                                _ => b"250 ok\r\n",
+                            }
+                        };
+                        if write.write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (port, got)
+    }
+
+    #[tokio::test]
+    async fn an_allowed_smtp_name_is_sent_to_the_address_it_was_checked_at() {
+        let (port, got) = fake_smtp().await;
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
+        let fixed: crate::dns::Fixed = Arc::new(vec![(
+            "relay.example.org".into(),
+            "127.0.0.1".parse().unwrap(),
+        )]);
+        let mut route = mail("relay.example.org");
+        route.email.as_mut().unwrap().port = port;
+        let r = Responders::build(
+            RespondConfig {
+                internal_allow: vec!["relay.example.org".into()],
+                routes: vec![route],
+                ..Default::default()
+            },
+            store.clone(),
+            None,
+            fixed,
+        )
+        .unwrap();
+        r.incident_changed(&incident(), &[]).await.unwrap();
+        r.run_once().await.unwrap();
+        let d = store.list_deliveries(None, 10).await.unwrap().remove(0);
+        assert_eq!(d.state, DeliveryState::Delivered, "{d:?}");
+        assert_eq!(got.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    fn mail(host: &str) -> RouteConfig {
+        RouteConfig {
+            kind: RouteKind::Email,
+            url: String::new(),
+            secret: None,
+            email: Some(EmailConfig {
+                host: host.into(),
+                port: 25,
+                tls: SmtpTls::None,
+                ca_file: None,
+                username: None,
+                password: None,
+                from: "v@example.org".into(),
+                to: vec!["soc@example.org".into()],
+            }),
+            ..hook(String::new())
+        }
+    }
+
+    #[test]
+    fn email_hosts_are_checked_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
+        for (host, allow, ok) in [
+            ("127.0.0.1", false, false),
+            ("localhost", false, false),
+            ("10.2.3.4", false, false),
+            ("127.0.0.1", true, true),
+            ("smtp.example.org", false, true),
+        ] {
+            let r = Responders::new(
+                RespondConfig {
+                    allow_internal: allow,
+                    routes: vec![mail(host)],
+                    ..Default::default()
+                },
+                store.clone(),
+            );
+            match r {
+                Ok(_) => assert!(ok, "{host} accepted"),
+                Err(e) => {
+                    assert!(!ok, "{host}: {e}");
+                    assert!(e.to_string().contains("email.host smtp://"), "{e}");
+                }
+            }
+        }
     }
 }

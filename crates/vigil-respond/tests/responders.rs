@@ -140,6 +140,9 @@ async fn slack_webhook_and_shuffle_get_what_they_expect_once() {
         RespondConfig {
             public_url: "https://vigil.example.org/".into(),
             poll_ms: 10,
+            // The receivers are on 127.0.0.1.
+            allow_internal: true,
+            internal_allow: vec![],
             routes: vec![
                 route("slack", RouteKind::Slack, format!("{base}/slack")),
                 hook,
@@ -231,6 +234,7 @@ async fn failures_retry_then_deliver_once_or_end_as_dead_letters() {
                 route("refused", RouteKind::Slack, format!("{base}/refused")),
                 route("down", RouteKind::Slack, format!("{base}/down")),
             ],
+            allow_internal: true,
             ..Default::default()
         },
         store.clone(),
@@ -276,6 +280,7 @@ async fn routes_rate_limit_and_filter() {
     let r = Responders::new(
         RespondConfig {
             routes: vec![limited, dbs],
+            allow_internal: true,
             ..Default::default()
         },
         store.clone(),
@@ -378,6 +383,7 @@ async fn routes_by_agent_tags() {
     let r = Responders::new(
         RespondConfig {
             routes: vec![pci],
+            allow_internal: true,
             ..Default::default()
         },
         store.clone(),

@@ -56,6 +56,8 @@ async fn service(h: &Harness) -> Arc<FileService> {
         vigil_file::vt::VtConfig {
             base_url: fake_virustotal().await,
             backoff_ms: 10,
+            // The fake VirusTotal is on 127.0.0.1.
+            allow_internal: true,
             ..Default::default()
         },
         Arc::new(StoreVtCache(h.state.store.clone())),

@@ -1,10 +1,21 @@
 //! A client for any OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, llama.cpp's
 //! server, Ollama, LiteLLM, …): `POST {url}/chat/completions` with `tools`, and
 //! `POST {url}/embeddings` for the knowledge base's optional dense retrieval.
+//!
+//! The endpoint is guarded (issue 12, [`vigil_core::net_guard`]): an internal address is
+//! allowed by default (`allow_internal = true`: the operator configures the URL, and a
+//! model server on localhost or the LAN is the usual setup), but cloud metadata
+//! (169.254.0.0/16, …) is refused, by literal address, name, or DNS answer at each
+//! connection, unless an `internal_allow` CIDR block contains it; with
+//! `allow_internal = false`, every internal address is refused but those listed. Redirects
+//! are never followed, so the requests (and the API key) stay on the configured host.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
+use vigil_core::net_guard::{Guard, find_refusal};
 
 /// Largest response read, in bytes.
 pub const MAX_RESPONSE_BYTES: usize = 2 << 20;
@@ -32,6 +43,21 @@ pub struct LlmConfig {
     /// Embedding model for dense retrieval at the same URL (`/embeddings`); none by default.
     #[serde(default)]
     pub embedding_model: Option<String>,
+    /// Whether `url` may be an internal address (loopback, private, link-local, …), by
+    /// literal, reserved name (`localhost`, `*.internal`) or DNS answer. On by default: the
+    /// operator configures it, and a model server on localhost or the LAN is the usual
+    /// setup. Cloud metadata (169.254.0.0/16, …) is refused either way.
+    #[serde(default = "default_allow_internal")]
+    pub allow_internal: bool,
+    /// Internal targets allowed all the same (addresses, CIDR blocks, host names,
+    /// `*.suffix`), for `allow_internal = false`; only a CIDR block opens a cloud metadata
+    /// address.
+    #[serde(default)]
+    pub internal_allow: Vec<String>,
+}
+
+fn default_allow_internal() -> bool {
+    true
 }
 
 fn default_timeout() -> u64 {
@@ -51,6 +77,8 @@ impl std::fmt::Debug for LlmConfig {
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("timeout_secs", &self.timeout_secs)
             .field("embedding_model", &self.embedding_model)
+            .field("allow_internal", &self.allow_internal)
+            .field("internal_allow", &self.internal_allow)
             .finish()
     }
 }
@@ -127,23 +155,78 @@ pub fn tool_message(call_id: &str, content: &str) -> Value {
     json!({"role": "tool", "tool_call_id": call_id, "content": content})
 }
 
+/// Answers used instead of DNS, by host name (tests).
+type Fixed = Arc<Vec<(String, IpAddr)>>;
+
+/// The client's resolver: the system's, with every answer for the endpoint's host checked
+/// by the guard (other names, such as an HTTP proxy's, resolve unchecked).
+#[derive(Clone)]
+struct GuardedResolver {
+    guard: Arc<Guard>,
+    host: String,
+    fixed: Fixed,
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let this = self.clone();
+        Box::pin(async move {
+            let name = name.as_str();
+            let same = |a: &str, b: &str| {
+                a.trim_end_matches('.')
+                    .eq_ignore_ascii_case(b.trim_end_matches('.'))
+            };
+            let fixed: Vec<SocketAddr> = this
+                .fixed
+                .iter()
+                .filter(|(h, _)| same(h, name))
+                .map(|(_, ip)| SocketAddr::new(*ip, 0))
+                .collect();
+            let addrs: Vec<SocketAddr> = if fixed.is_empty() {
+                tokio::net::lookup_host((name, 0)).await?.collect()
+            } else {
+                fixed
+            };
+            let addrs = if same(name, &this.host) {
+                this.guard.vet(name, addrs)?
+            } else {
+                addrs
+            };
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
 /// The client.
 #[derive(Debug, Clone)]
 pub struct ChatClient {
     http: reqwest::Client,
     cfg: LlmConfig,
     key: Option<String>,
+    /// `scheme://host:port` of `url`, for messages.
+    origin: String,
 }
 
 impl ChatClient {
-    /// Builds a client; `env:NAME` keys are read from the environment here.
+    /// Builds a client; `env:NAME` keys are read from the environment here. Fails on a URL
+    /// that is not http(s), carries credentials, or is a refused address or name.
     pub fn new(cfg: LlmConfig) -> Result<ChatClient, LlmError> {
-        if !(cfg.url.starts_with("http://") || cfg.url.starts_with("https://")) {
-            return Err(LlmError::Config(format!(
-                "`url` must start with http:// or https://, got `{}`",
-                cfg.url
-            )));
-        }
+        ChatClient::build(cfg, Fixed::default())
+    }
+
+    fn build(cfg: LlmConfig, fixed: Fixed) -> Result<ChatClient, LlmError> {
+        let url = reqwest::Url::parse(&cfg.url)
+            .map_err(|e| LlmError::Config(format!("`url` `{}` is not a URL ({e})", cfg.url)))?;
+        let origin = url.origin().ascii_serialization();
+        let guard = Guard::new("[triage.llm]", cfg.allow_internal, &cfg.internal_allow)
+            .map_err(LlmError::Config)?;
+        guard
+            .check_target(
+                url.scheme(),
+                !url.username().is_empty() || url.password().is_some(),
+                url.host_str(),
+            )
+            .map_err(|e| LlmError::Config(format!("`url` {origin}: {e}")))?;
         let key = match cfg.api_key.as_deref() {
             Some(k) if k.starts_with("env:") => Some(std::env::var(&k[4..]).map_err(|_| {
                 LlmError::Config(format!(
@@ -160,9 +243,19 @@ impl ChatClient {
             .timeout(Duration::from_secs(cfg.timeout_secs.max(1)))
             .connect_timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(GuardedResolver {
+                guard: Arc::new(guard),
+                host: url.host_str().unwrap_or_default().to_string(),
+                fixed,
+            }))
             .build()
             .map_err(|e| LlmError::Config(e.to_string()))?;
-        Ok(ChatClient { http, cfg, key })
+        Ok(ChatClient {
+            http,
+            cfg,
+            key,
+            origin,
+        })
     }
 
     /// The model name.
@@ -182,7 +275,9 @@ impl ChatClient {
             req = req.bearer_auth(k);
         }
         let mut resp = req.send().await.map_err(|e| {
-            LlmError::Transport(if e.is_timeout() {
+            LlmError::Transport(if let Some(r) = find_refusal(&e) {
+                format!("refused {}: {r}", self.origin)
+            } else if e.is_timeout() {
                 format!("no answer within {} s", self.cfg.timeout_secs)
             } else {
                 e.without_url().to_string()
@@ -310,5 +405,114 @@ impl ChatClient {
             out.extend(rows.into_iter().map(|r| r.1));
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(url: &str, allow_internal: bool, internal_allow: &[&str]) -> LlmConfig {
+        LlmConfig {
+            url: url.into(),
+            model: "m".into(),
+            api_key: None,
+            timeout_secs: 5,
+            max_tokens: 16,
+            temperature: 0.0,
+            embedding_model: None,
+            allow_internal,
+            internal_allow: internal_allow.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn config_error(c: LlmConfig) -> String {
+        match ChatClient::new(c) {
+            Err(LlmError::Config(m)) => m,
+            other => panic!("expected a configuration error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn local_models_are_allowed_by_default_but_not_cloud_metadata() {
+        for url in [
+            "http://127.0.0.1:8080/v1",
+            "http://localhost:11434/v1",
+            "http://10.0.0.7:8000/v1",
+            "http://[::1]:8080/v1",
+            "https://api.openai.com/v1",
+        ] {
+            ChatClient::new(cfg(url, true, &[])).unwrap();
+        }
+        for url in [
+            "http://169.254.169.254/latest",
+            "http://[::ffff:169.254.169.254]/v1",
+            "http://metadata.google.internal/v1",
+        ] {
+            let m = config_error(cfg(url, true, &[]));
+            assert!(m.contains("cloud metadata"), "{url}: {m}");
+            assert!(m.contains("[triage.llm] internal_allow"), "{url}: {m}");
+        }
+        ChatClient::new(cfg(
+            "http://169.254.169.254/v1",
+            true,
+            &["169.254.169.254/32"],
+        ))
+        .unwrap();
+        let m = config_error(cfg("http://u:p@llm.example.org/v1", true, &[]));
+        assert!(m.contains("credentials"), "{m}");
+        let m = config_error(cfg("ftp://llm.example.org/v1", true, &[]));
+        assert!(m.contains("http or https"), "{m}");
+    }
+
+    #[test]
+    fn with_allow_internal_off_internal_endpoints_need_the_list() {
+        let m = config_error(cfg("http://127.0.0.1:8080/v1", false, &[]));
+        assert!(m.contains("`url` http://127.0.0.1:8080"), "{m}");
+        assert!(m.contains("[triage.llm] allow_internal = true"), "{m}");
+        ChatClient::new(cfg("http://127.0.0.1:8080/v1", false, &["127.0.0.1"])).unwrap();
+        ChatClient::new(cfg("https://api.openai.com/v1", false, &[])).unwrap();
+        let m = config_error(cfg("https://api.openai.com/v1", false, &["not a host"]));
+        assert!(m.contains("[triage.llm] internal_allow"), "{m}");
+    }
+
+    #[tokio::test]
+    async fn dns_answers_are_checked_at_each_request() {
+        let fixed: Fixed = Arc::new(vec![
+            ("llm.example.org".into(), "169.254.169.254".parse().unwrap()),
+            ("lan.example.org".into(), "127.0.0.1".parse().unwrap()),
+        ]);
+        let chat = |url: &str, allow: bool| {
+            let client = ChatClient::build(cfg(url, allow, &[]), fixed.clone()).unwrap();
+            async move {
+                client
+                    .chat(&[json!({"role": "user", "content": "hi"})], &[], false)
+                    .await
+            }
+        };
+        let e = chat("http://llm.example.org:8080/v1", true)
+            .await
+            .unwrap_err();
+        let m = e.to_string();
+        assert!(
+            m.contains("refused http://llm.example.org:8080")
+                && m.contains("resolves to 169.254.169.254")
+                && m.contains("cloud metadata"),
+            "{m}"
+        );
+        let m = chat("http://lan.example.org:9/v1", false)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            m.contains("resolves to 127.0.0.1") && m.contains("[triage.llm] allow_internal"),
+            "{m}"
+        );
+        // Allowed: the request goes out (and finds nothing listening on port 9).
+        let m = chat("http://lan.example.org:9/v1", true)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(!m.contains("internal address"), "{m}");
     }
 }

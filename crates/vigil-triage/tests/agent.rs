@@ -138,6 +138,9 @@ fn config(url: Option<String>, timeout_secs: u64) -> TriageConfig {
             max_tokens: 256,
             temperature: 0.0,
             embedding_model: None,
+            // The scripted model server is on 127.0.0.1 (allowed by default).
+            allow_internal: true,
+            internal_allow: vec![],
         }),
         ..TriageConfig::default()
     }

@@ -27,6 +27,9 @@ fn config() -> Option<LlmConfig> {
         max_tokens: 64,
         temperature: 0.0,
         embedding_model: None,
+        // The model server (.ci/run) is on 127.0.0.1 (allowed by default).
+        allow_internal: true,
+        internal_allow: vec![],
     })
 }
 

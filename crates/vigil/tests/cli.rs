@@ -1174,6 +1174,7 @@ fn notify_test_sends_along_a_route_and_reports_the_answer() {
         &config,
         format!(
             "[responders]\n\
+             allow_internal = true\n\
              [[responders.routes]]\nname = \"soc\"\nkind = \"slack\"\nurl = \"http://{addr}/hook\"\n\
              [[responders.routes]]\nname = \"nowhere\"\nkind = \"slack\"\nurl = \"http://127.0.0.1:9/\"\ntimeout_secs = 2\n"
         ),

@@ -2,9 +2,11 @@
 //! Prometheus metrics, the OpenAPI document and its interactive page.
 //!
 //! [`app`] builds the whole router from an [`AppState`], so tests drive it with
-//! `app(state).oneshot(request)` and no socket.
+//! `app(state).oneshot(request)` and no socket. Every call is recorded by the access log
+//! ([`access`]).
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod auth;
 mod console;
 mod error;
@@ -31,6 +33,7 @@ use axum::middleware;
 use axum::routing::{delete, get, post, put};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 use std::sync::Arc;
 use vigil_pipeline::Pipeline;
 use vigil_store::Store;
@@ -52,6 +55,9 @@ pub struct ServerConfig {
     pub max_bulk_events: usize,
     /// Seconds to finish in-flight work on shutdown.
     pub shutdown_grace_secs: u64,
+    /// Also append the access log (one JSON line per API call and protocol request) to
+    /// this file; none by default (the `vigil::access` log target has it either way).
+    pub access_log: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -62,6 +68,7 @@ impl Default for ServerConfig {
             max_bulk_bytes: 16 * 1024 * 1024,
             max_bulk_events: 20_000,
             shutdown_grace_secs: 30,
+            access_log: None,
         }
     }
 }
@@ -98,8 +105,13 @@ pub struct AppState {
     pub sigma: Option<Arc<sigma::SigmaService>>,
 }
 
-/// The whole HTTP application.
+/// The whole HTTP application; its access log goes to tracing only.
 pub fn app(state: AppState) -> Router {
+    app_with_access_log(state, access::AccessLog::default())
+}
+
+/// The whole HTTP application, recording every call to `access_log`.
+pub fn app_with_access_log(state: AppState, access_log: access::AccessLog) -> Router {
     let cfg = state.config.clone();
     let ingest = Router::new()
         .route(
@@ -307,6 +319,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(routes::system::not_found)
         .method_not_allowed_fallback(routes::system::method_not_allowed)
         .layer(middleware::from_fn(telemetry::record_http))
+        .layer(middleware::from_fn_with_state(access_log, access::record))
         .with_state(state)
 }
 

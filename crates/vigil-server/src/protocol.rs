@@ -1,12 +1,16 @@
 //! The TCP listener for seed 001's binary protocol (`docs/protocol.md`): one task per
 //! connection, requests answered in order, a bounded number of connections, a time limit
-//! per frame, authentication first unless the operator turned it off.
+//! per frame, authentication first unless the operator turned it off. Every request (and
+//! every frame refused) is recorded by the access log ([`crate::access`]): who, command,
+//! outcome, bytes; never the fields (the API key, the VirusTotal key, the file).
 
-use crate::auth::Authenticator;
+use crate::access::{self, AccessLog, ProtocolAccess};
+use crate::auth::{Authenticator, Principal};
 use crate::files::{FileError, FileRequest, FileService, parse_sha256};
 use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -56,10 +60,22 @@ pub struct ProtocolState {
     pub config: Arc<ProtocolConfig>,
 }
 
-/// Serves connections from `listener` until `shutdown` resolves.
+/// Serves connections from `listener` until `shutdown` resolves; the access log goes to
+/// tracing only.
 pub async fn serve(
     listener: TcpListener,
     state: ProtocolState,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    serve_with_access_log(listener, state, AccessLog::default(), shutdown).await
+}
+
+/// Serves connections from `listener` until `shutdown` resolves, recording every request
+/// to `access_log`.
+pub async fn serve_with_access_log(
+    listener: TcpListener,
+    state: ProtocolState,
+    access_log: AccessLog,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     if !state.config.require_auth {
@@ -81,15 +97,32 @@ pub async fn serve(
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             let reply = protocol::encode_error(ErrorCode::Internal, "too many connections");
+            let log = Recorder {
+                log: access_log.clone(),
+                peer,
+            };
             tokio::spawn(async move {
+                let started = Instant::now();
                 let _ = stream.write_all(&reply).await;
+                log.record(
+                    None,
+                    "-",
+                    Some(ErrorCode::Internal),
+                    0,
+                    reply.len(),
+                    started,
+                );
             });
             continue;
         };
         let state = state.clone();
+        let log = Recorder {
+            log: access_log.clone(),
+            peer,
+        };
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
-            if let Err(e) = connection(stream, &state).await {
+            if let Err(e) = connection(stream, &state, &log).await {
                 tracing::debug!(%peer, error = %e, "protocol connection ended");
             }
             drop(slot);
@@ -144,10 +177,63 @@ fn code_of(e: &FileError) -> ErrorCode {
     }
 }
 
-async fn connection(mut stream: TcpStream, state: &ProtocolState) -> std::io::Result<()> {
+/// Writes access records for one connection.
+struct Recorder {
+    log: AccessLog,
+    peer: SocketAddr,
+}
+
+impl Recorder {
+    fn record(
+        &self,
+        who: Option<&Principal>,
+        command: &str,
+        error: Option<ErrorCode>,
+        bytes_in: usize,
+        bytes_out: usize,
+        started: Instant,
+    ) {
+        let (who, role) = access::who(who);
+        self.log.protocol(&ProtocolAccess {
+            request_id: access::new_request_id(),
+            who,
+            role,
+            command: command.to_string(),
+            status: error.map_or("ok", code_name).to_string(),
+            code: error.map_or(0, |c| c as u32),
+            bytes_in: bytes_in as u64,
+            bytes_out: bytes_out as u64,
+            duration_ms: access::elapsed_ms(started),
+            client: Some(self.peer.to_string()),
+        });
+    }
+}
+
+/// The name of an error code in access records.
+fn code_name(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::Malformed => "malformed",
+        ErrorCode::TooLarge => "too_large",
+        ErrorCode::UnknownCommand => "unknown_command",
+        ErrorCode::Unauthorized => "unauthorized",
+        ErrorCode::BadRequest => "bad_request",
+        ErrorCode::Unavailable => "unavailable",
+        ErrorCode::Internal => "internal",
+        ErrorCode::Timeout => "timeout",
+    }
+}
+
+async fn connection(
+    mut stream: TcpStream,
+    state: &ProtocolState,
+    log: &Recorder,
+) -> std::io::Result<()> {
     let cfg = &state.config;
     let mut buf = Vec::new();
-    let mut authenticated = !cfg.require_auth;
+    let mut principal = (!cfg.require_auth).then(|| Principal {
+        subject: "anonymous".into(),
+        role: Role::Admin,
+    });
     let limit = Duration::from_secs(cfg.read_timeout_secs);
     loop {
         let read = tokio::time::timeout(
@@ -156,72 +242,93 @@ async fn connection(mut stream: TcpStream, state: &ProtocolState) -> std::io::Re
         );
         let frame = match read.await {
             Err(_) => {
+                let started = Instant::now();
                 let msg = format!("no complete frame within {} s", cfg.read_timeout_secs);
-                stream
-                    .write_all(&protocol::encode_error(ErrorCode::Timeout, &msg))
-                    .await?;
+                let reply = protocol::encode_error(ErrorCode::Timeout, &msg);
+                stream.write_all(&reply).await?;
+                let who = principal.as_ref();
+                log.record(who, "-", Some(ErrorCode::Timeout), 0, reply.len(), started);
                 return Ok(());
             }
             Ok(Err(e)) => return Err(e),
             Ok(Ok(Read::Closed)) => return Ok(()),
             Ok(Ok(Read::Bad(code, msg))) => {
-                stream
-                    .write_all(&protocol::encode_error(code, &msg))
-                    .await?;
+                let started = Instant::now();
+                let reply = protocol::encode_error(code, &msg);
+                stream.write_all(&reply).await?;
+                log.record(principal.as_ref(), "-", Some(code), 0, reply.len(), started);
                 return Ok(());
             }
             Ok(Ok(Read::Frame(f))) => f,
         };
+        let started = Instant::now();
+        let bytes_in: usize = frame.fields.iter().map(Vec::len).sum();
+        let name = match Command::from_u32(frame.command) {
+            Some(c) => format!("{c:?}"),
+            None => format!("unknown:{}", frame.command),
+        };
         if frame.command == 0 {
             match authenticate(state, &frame).await {
-                Ok(role) => {
-                    authenticated = true;
-                    let report = serde_json::json!({"authenticated": true, "role": role.as_str()});
+                Ok(p) => {
+                    let report =
+                        serde_json::json!({"authenticated": true, "role": p.role.as_str()});
                     let body = serde_json::to_vec(&report).unwrap_or_default();
-                    stream
-                        .write_all(&protocol::encode_verdict(true, 0.0, &body))
-                        .await?;
+                    let reply = protocol::encode_verdict(true, 0.0, &body);
+                    stream.write_all(&reply).await?;
+                    log.record(Some(&p), &name, None, bytes_in, reply.len(), started);
+                    principal = Some(p);
                     continue;
                 }
                 Err(msg) => {
-                    stream
-                        .write_all(&protocol::encode_error(ErrorCode::Unauthorized, &msg))
-                        .await?;
+                    let reply = protocol::encode_error(ErrorCode::Unauthorized, &msg);
+                    stream.write_all(&reply).await?;
+                    let code = Some(ErrorCode::Unauthorized);
+                    log.record(None, &name, code, bytes_in, reply.len(), started);
                     return Ok(());
                 }
             }
         }
-        if !authenticated {
+        let Some(who) = &principal else {
             let msg = "authenticate first: send AUTH (command 0) with an API key";
-            stream
-                .write_all(&protocol::encode_error(ErrorCode::Unauthorized, msg))
-                .await?;
+            let reply = protocol::encode_error(ErrorCode::Unauthorized, msg);
+            stream.write_all(&reply).await?;
+            let code = Some(ErrorCode::Unauthorized);
+            log.record(None, &name, code, bytes_in, reply.len(), started);
             return Ok(());
-        }
+        };
         let Some(command) = Command::from_u32(frame.command) else {
             let msg = format!("unknown command {}; commands are 0 to 6", frame.command);
-            stream
-                .write_all(&protocol::encode_error(ErrorCode::UnknownCommand, &msg))
-                .await?;
+            let reply = protocol::encode_error(ErrorCode::UnknownCommand, &msg);
+            stream.write_all(&reply).await?;
+            let code = Some(ErrorCode::UnknownCommand);
+            log.record(Some(who), &name, code, bytes_in, reply.len(), started);
             continue;
         };
-        let reply = match analysis_request(command, frame, state) {
-            Err(e) => protocol::encode_error(code_of(&e), &e.to_string()),
+        let (reply, error) = match analysis_request(command, frame, state) {
+            Err(e) => (
+                protocol::encode_error(code_of(&e), &e.to_string()),
+                Some(code_of(&e)),
+            ),
             Ok(req) => match state.files.analyze(req).await {
                 Ok(answer) => {
                     let body = serde_json::to_vec(&answer.report).unwrap_or_default();
-                    protocol::encode_verdict(answer.malicious, answer.score as f32, &body)
+                    let reply =
+                        protocol::encode_verdict(answer.malicious, answer.score as f32, &body);
+                    (reply, None)
                 }
-                Err(e) => protocol::encode_error(code_of(&e), &e.to_string()),
+                Err(e) => (
+                    protocol::encode_error(code_of(&e), &e.to_string()),
+                    Some(code_of(&e)),
+                ),
             },
         };
-        metrics::counter!("vigil_protocol_requests_total", "command" => format!("{command:?}"))
-            .increment(1);
+        metrics::counter!("vigil_protocol_requests_total", "command" => name.clone()).increment(1);
         stream.write_all(&reply).await?;
+        log.record(Some(who), &name, error, bytes_in, reply.len(), started);
     }
 }
 
-async fn authenticate(state: &ProtocolState, frame: &Frame) -> Result<Role, String> {
+async fn authenticate(state: &ProtocolState, frame: &Frame) -> Result<Principal, String> {
     let [key] = frame.fields.as_slice() else {
         return Err("AUTH carries exactly one field: the API key".into());
     };
@@ -232,7 +339,7 @@ async fn authenticate(state: &ProtocolState, frame: &Frame) -> Result<Role, Stri
         .await
         .map_err(|e| e.to_string())?;
     match principal.role {
-        Role::Agent | Role::Admin => Ok(principal.role),
+        Role::Agent | Role::Admin => Ok(principal),
         Role::Viewer => Err("the key's role is viewer; analyses need agent or admin".into()),
     }
 }

@@ -26,8 +26,8 @@ pub fn builder() -> Result<PrometheusBuilder, BuildError> {
         )
 }
 
-/// Middleware: counts responses by method, route template and status, times requests, and
-/// logs each at debug level. Logs the path only: query strings may hold tokens.
+/// Middleware: counts responses by method, route template and status, and times requests.
+/// Each call is logged by the access log ([`crate::access`]), not here.
 pub async fn record_http(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().as_str().to_string();
@@ -41,8 +41,7 @@ pub async fn record_http(req: Request, next: Next) -> Response {
     metrics::counter!(m::HTTP_RESPONSES, "method" => method.clone(), "route" => route.clone(),
         "status" => status.to_string())
     .increment(1);
-    metrics::histogram!(m::HTTP_SECONDS, "method" => method.clone(), "route" => route.clone())
+    metrics::histogram!(m::HTTP_SECONDS, "method" => method, "route" => route)
         .record(elapsed.as_secs_f64());
-    tracing::debug!(%method, %route, status, elapsed_us = elapsed.as_micros() as u64, "http");
     resp
 }

@@ -237,6 +237,9 @@ impl Config {
             for v in route.headers.values_mut() {
                 redact(v);
             }
+            if let Some(p) = route.email.as_mut().and_then(|e| e.password.as_mut()) {
+                redact(p);
+            }
         }
         if shown.network.hash_key.is_some() {
             shown.network.hash_key = Some("<redacted>".into());
@@ -447,6 +450,20 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/var/lib/vigil"));
         assert_eq!(c.auth.jwt_hs256_secret.as_deref(), Some("abc def"));
         assert!(!c.to_toml_redacted().unwrap().contains("abc def"));
+    }
+
+    #[test]
+    fn config_print_redacts_route_secrets_but_not_env_references() {
+        let routes = r#"[{name = "s", kind = "slack", url = "https://hooks.slack.com/services/T/B/urlsecret1"},
+            {name = "m", kind = "email", email = {host = "smtp.example.org", username = "u",
+             password = "smtpsecret2", from = "a@example.org", to = ["b@example.org"]}},
+            {name = "e", kind = "email", email = {host = "smtp.example.org", username = "u",
+             password = "env:SMTP_PASSWORD", from = "a@example.org", to = ["b@example.org"]}}]"#;
+        let c = Config::load(None, env(&[("VIGIL_RESPONDERS__ROUTES", routes)])).unwrap();
+        let shown = c.to_toml_redacted().unwrap();
+        assert!(!shown.contains("urlsecret1"), "{shown}");
+        assert!(!shown.contains("smtpsecret2"), "{shown}");
+        assert!(shown.contains("env:SMTP_PASSWORD"), "{shown}");
     }
 
     #[test]

@@ -12,8 +12,10 @@ use vigil_store::Store;
 fn init_logging(config: &Config) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
+    // Colours only on a terminal: escape codes in a log file get in the way of searches.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match config.log.format {
         LogFormat::Text => builder.init(),
@@ -285,6 +287,15 @@ pub async fn serve(config: Config) -> Result<()> {
     } else {
         None
     };
+    let access_log = match &config.server.access_log {
+        Some(path) => vigil_server::access::AccessLog::to_file(path).with_context(|| {
+            format!(
+                "cannot open the access log {} ([server] access_log)",
+                path.display()
+            )
+        })?,
+        None => vigil_server::access::AccessLog::default(),
+    };
     let log_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let log_sources = start_log_sources(&config, &pipeline, &log_stop).await?;
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
@@ -311,9 +322,10 @@ pub async fn serve(config: Config) -> Result<()> {
             auth,
             config: Arc::new(config.protocol.clone()),
         };
-        Some(tokio::spawn(vigil_server::protocol::serve(
+        Some(tokio::spawn(vigil_server::protocol::serve_with_access_log(
             listener,
             state,
+            access_log.clone(),
             async move {
                 let _ = proto_rx.await;
             },
@@ -324,11 +336,15 @@ pub async fn serve(config: Config) -> Result<()> {
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
-        axum::serve(listener, vigil_server::app(state))
-            .with_graceful_shutdown(async move {
-                let _ = stop_rx.await;
-            })
-            .into_future(),
+        axum::serve(
+            listener,
+            vigil_server::app_with_access_log(state, access_log)
+                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop_rx.await;
+        })
+        .into_future(),
     );
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");

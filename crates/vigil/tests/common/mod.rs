@@ -5,6 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub struct Server {
@@ -15,6 +16,72 @@ pub struct Server {
     /// Syslog listeners' addresses, when configured.
     pub syslog_udp: Option<String>,
     pub syslog_tcp: Option<String>,
+    /// Every line of stdout and stderr, when started with `capture`.
+    pub output: Option<Captured>,
+}
+
+/// The lines a server wrote so far (readers keep filling them until it exits).
+#[derive(Clone, Default)]
+pub struct Captured {
+    pub stdout: Arc<Mutex<Vec<String>>>,
+    pub stderr: Arc<Mutex<Vec<String>>>,
+    readers: Arc<Mutex<Vec<std::thread::JoinHandle<()>>>>,
+}
+
+impl Captured {
+    /// Waits for the readers to reach the end of both streams (the process has exited).
+    pub fn finish(&self) {
+        let readers = std::mem::take(&mut *self.readers.lock().unwrap());
+        for r in readers {
+            let _ = r.join();
+        }
+    }
+
+    pub fn stdout(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    pub fn stderr(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// The rest of the first stdout line starting with `prefix`, waiting up to `wait`.
+    pub fn stdout_after(&self, prefix: &str, wait: Duration) -> Option<String> {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let found = self
+                .stdout
+                .lock()
+                .unwrap()
+                .iter()
+                .find_map(|l| l.trim().strip_prefix(prefix).map(str::to_string));
+            if found.is_some() || std::time::Instant::now() > deadline {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// How to start a server.
+pub struct Options<'a> {
+    /// Extra environment variables (configuration).
+    pub env: &'a [(&'a str, &'a str)],
+    /// `RUST_LOG`.
+    pub rust_log: &'a str,
+    /// Keep every line of stdout and stderr in [`Server::output`] (stderr is otherwise
+    /// inherited).
+    pub capture: bool,
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Options {
+            env: &[],
+            rust_log: "warn",
+            capture: false,
+        }
+    }
 }
 
 impl Server {
@@ -25,22 +92,53 @@ impl Server {
 
     /// Starts `vigil serve` with extra environment variables (configuration).
     pub fn start_with_env(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        Server::start_with(
+            data_dir,
+            Options {
+                env,
+                ..Default::default()
+            },
+        )
+    }
+
+    /// Starts `vigil serve` as `options` say.
+    pub fn start_with(data_dir: &Path, options: Options) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
-            .envs(env.iter().copied())
-            .env("RUST_LOG", "warn")
+            .envs(options.env.iter().copied())
+            .env("RUST_LOG", options.rust_log)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(if options.capture {
+                Stdio::piped()
+            } else {
+                Stdio::inherit()
+            })
             .spawn()
             .expect("starting vigil serve");
+        let output = options.capture.then(Captured::default);
+        if let Some(out) = &output {
+            let stderr = child.stderr.take().unwrap();
+            let lines = out.stderr.clone();
+            let reader = std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    lines.lock().unwrap().push(line);
+                }
+            });
+            out.readers.lock().unwrap().push(reader);
+        }
         let stdout = child.stdout.take().unwrap();
+        let stdout_lines = output.as_ref().map(|o| o.stdout.clone());
         let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             let mut key = None;
             let (mut udp, mut tcp) = (None, None);
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
+                if let Some(lines) = &stdout_lines {
+                    lines.lock().unwrap().push(line.clone());
+                }
                 let t = line.trim();
                 if t.starts_with("vgl_") {
                     key = Some(t.to_string());
@@ -56,6 +154,9 @@ impl Server {
                 }
             }
         });
+        if let Some(out) = &output {
+            out.readers.lock().unwrap().push(reader);
+        }
         let (url, admin_key, syslog_udp, syslog_tcp) = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("vigil serve did not start listening within 30 s");
@@ -65,6 +166,27 @@ impl Server {
             admin_key,
             syslog_udp,
             syslog_tcp,
+            output,
+        }
+    }
+
+    /// SIGTERM, then waits for the process to finish (up to `wait`, then SIGKILL) and, when
+    /// captured, for the last lines of its output.
+    pub fn terminate(&mut self, wait: Duration) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + wait;
+        while self.child.try_wait().ok().flatten().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if let Some(out) = &self.output {
+            out.finish();
         }
     }
 

@@ -23,12 +23,12 @@ use async_trait::async_trait;
 use reqwest::header::{HeaderValue, RETRY_AFTER};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tracing::{debug, warn};
 use vigil_core::net_guard::{Guard, find_refusal};
+use vigil_http::{Fixed, GuardedResolver};
 
 /// The public VirusTotal service.
 pub const DEFAULT_BASE_URL: &str = "https://www.virustotal.com";
@@ -389,48 +389,6 @@ pub enum VtError {
     Client(String),
 }
 
-/// Answers used instead of DNS, by host name (tests).
-type Fixed = Arc<Vec<(String, IpAddr)>>;
-
-/// The client's resolver: the system's, with every answer for `base_url`'s host checked by
-/// the guard (other names, such as an HTTP proxy's, resolve unchecked).
-#[derive(Clone)]
-struct GuardedResolver {
-    guard: Arc<Guard>,
-    host: String,
-    fixed: Fixed,
-}
-
-impl reqwest::dns::Resolve for GuardedResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let this = self.clone();
-        Box::pin(async move {
-            let name = name.as_str();
-            let same = |a: &str, b: &str| {
-                a.trim_end_matches('.')
-                    .eq_ignore_ascii_case(b.trim_end_matches('.'))
-            };
-            let fixed: Vec<SocketAddr> = this
-                .fixed
-                .iter()
-                .filter(|(h, _)| same(h, name))
-                .map(|(_, ip)| SocketAddr::new(*ip, 0))
-                .collect();
-            let addrs: Vec<SocketAddr> = if fixed.is_empty() {
-                tokio::net::lookup_host((name, 0)).await?.collect()
-            } else {
-                fixed
-            };
-            let addrs = if same(name, &this.host) {
-                this.guard.vet(name, addrs)?
-            } else {
-                addrs
-            };
-            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
-        })
-    }
-}
-
 /// Where reports are kept between lookups. The server implements it over its store; tests
 /// and the CLI use [`MemoryCache`].
 #[async_trait]
@@ -677,11 +635,11 @@ impl VirusTotal {
             .connect_timeout(timeout)
             // A redirect would carry the x-apikey header to wherever it points.
             .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(Arc::new(GuardedResolver {
-                guard: Arc::new(guard),
-                host: url.host_str().unwrap_or_default().to_string(),
+            .dns_resolver(Arc::new(GuardedResolver::new(
+                Arc::new(guard),
+                url.host_str().unwrap_or_default(),
                 fixed,
-            }))
+            )))
             .user_agent(concat!("vigil/", env!("CARGO_PKG_VERSION")));
         // reqwest panics (rather than erring) when rustls has no crypto provider.
         let http = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| builder.build()))

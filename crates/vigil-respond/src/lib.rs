@@ -4,7 +4,6 @@
 #![warn(missing_docs)]
 
 pub mod correlate;
-mod dns;
 pub mod responders;
 pub mod service;
 

@@ -289,7 +289,7 @@ struct Email {
     credentials: Option<lettre::transport::smtp::authentication::Credentials>,
     /// Resolves and checks `host` before each connection, which then goes to the checked
     /// address; `None` when `host` is an address (checked at start).
-    resolver: Option<crate::dns::GuardedResolver>,
+    resolver: Option<vigil_http::GuardedResolver>,
     from: lettre::message::Mailbox,
     to: Vec<lettre::message::Mailbox>,
 }
@@ -306,7 +306,7 @@ impl Route {
         config: RouteConfig,
         publisher: Option<&Arc<dyn Publisher>>,
         guard: &Arc<Guard>,
-        fixed: &crate::dns::Fixed,
+        fixed: &vigil_http::Fixed,
     ) -> Result<Route, RouteError> {
         let err = route_error(&config);
         if config.name.trim().is_empty() {
@@ -354,7 +354,7 @@ impl Email {
         e: &EmailConfig,
         config: &RouteConfig,
         guard: &Arc<Guard>,
-        fixed: &crate::dns::Fixed,
+        fixed: &vigil_http::Fixed,
     ) -> Result<Email, RouteError> {
         use lettre::transport::smtp::authentication::Credentials;
         use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
@@ -412,10 +412,8 @@ impl Email {
             tls,
             timeout: Duration::from_secs(config.timeout_secs),
             credentials,
-            resolver: (!literal).then(|| crate::dns::GuardedResolver {
-                guard: guard.clone(),
-                host: e.host.clone(),
-                fixed: fixed.clone(),
+            resolver: (!literal).then(|| {
+                vigil_http::GuardedResolver::new(guard.clone(), e.host.clone(), fixed.clone())
             }),
             from,
             to,
@@ -441,7 +439,7 @@ impl Http {
     fn new(
         config: &RouteConfig,
         guard: &Arc<Guard>,
-        fixed: &crate::dns::Fixed,
+        fixed: &vigil_http::Fixed,
     ) -> Result<Http, RouteError> {
         let err = route_error(config);
         let url = resolve(&config.url, &config.name, "url")?;
@@ -481,11 +479,11 @@ impl Http {
             // A redirect could carry the signature or the bearer token elsewhere, or
             // lead to an internal address.
             .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(Arc::new(crate::dns::GuardedResolver {
-                guard: guard.clone(),
+            .dns_resolver(Arc::new(vigil_http::GuardedResolver::new(
+                guard.clone(),
                 host,
-                fixed: fixed.clone(),
-            }))
+                fixed.clone(),
+            )))
             .user_agent(concat!("vigil/", env!("CARGO_PKG_VERSION")));
         let http = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| builder.build()))
             .map_err(|_| err("no rustls crypto provider is installed".into()))?
@@ -706,7 +704,7 @@ impl Responders {
         config: RespondConfig,
         store: Arc<dyn Store>,
         publisher: Option<Arc<dyn Publisher>>,
-        fixed: crate::dns::Fixed,
+        fixed: vigil_http::Fixed,
     ) -> Result<Responders, RouteError> {
         let guard = Arc::new(
             Guard::new(
@@ -1174,7 +1172,7 @@ mod tests {
     async fn deliver(
         host: &str,
         port: u16,
-        fixed: &crate::dns::Fixed,
+        fixed: &vigil_http::Fixed,
         allow_internal: bool,
         internal_allow: &[&str],
     ) -> Delivery {
@@ -1204,7 +1202,7 @@ mod tests {
         let (port, got) = receiver().await;
         let loopback: IpAddr = "127.0.0.1".parse().unwrap();
         let metadata: IpAddr = "169.254.169.254".parse().unwrap();
-        let fixed: crate::dns::Fixed = Arc::new(vec![
+        let fixed: vigil_http::Fixed = Arc::new(vec![
             ("hooks.example.org".into(), loopback),
             ("meta.example.org".into(), metadata),
         ]);
@@ -1328,7 +1326,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> =
             Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
-        let fixed: crate::dns::Fixed = Arc::new(vec![(
+        let fixed: vigil_http::Fixed = Arc::new(vec![(
             "mail.example.org".into(),
             "10.9.8.7".parse().unwrap(),
         )]);
@@ -1409,7 +1407,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> =
             Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
-        let fixed: crate::dns::Fixed = Arc::new(vec![(
+        let fixed: vigil_http::Fixed = Arc::new(vec![(
             "relay.example.org".into(),
             "127.0.0.1".parse().unwrap(),
         )]);

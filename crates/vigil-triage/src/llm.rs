@@ -12,10 +12,10 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use vigil_core::net_guard::{Guard, find_refusal};
+use vigil_http::{Fixed, GuardedResolver};
 
 /// Largest response read, in bytes.
 pub const MAX_RESPONSE_BYTES: usize = 2 << 20;
@@ -155,48 +155,6 @@ pub fn tool_message(call_id: &str, content: &str) -> Value {
     json!({"role": "tool", "tool_call_id": call_id, "content": content})
 }
 
-/// Answers used instead of DNS, by host name (tests).
-type Fixed = Arc<Vec<(String, IpAddr)>>;
-
-/// The client's resolver: the system's, with every answer for the endpoint's host checked
-/// by the guard (other names, such as an HTTP proxy's, resolve unchecked).
-#[derive(Clone)]
-struct GuardedResolver {
-    guard: Arc<Guard>,
-    host: String,
-    fixed: Fixed,
-}
-
-impl reqwest::dns::Resolve for GuardedResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let this = self.clone();
-        Box::pin(async move {
-            let name = name.as_str();
-            let same = |a: &str, b: &str| {
-                a.trim_end_matches('.')
-                    .eq_ignore_ascii_case(b.trim_end_matches('.'))
-            };
-            let fixed: Vec<SocketAddr> = this
-                .fixed
-                .iter()
-                .filter(|(h, _)| same(h, name))
-                .map(|(_, ip)| SocketAddr::new(*ip, 0))
-                .collect();
-            let addrs: Vec<SocketAddr> = if fixed.is_empty() {
-                tokio::net::lookup_host((name, 0)).await?.collect()
-            } else {
-                fixed
-            };
-            let addrs = if same(name, &this.host) {
-                this.guard.vet(name, addrs)?
-            } else {
-                addrs
-            };
-            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
-        })
-    }
-}
-
 /// The client.
 #[derive(Debug, Clone)]
 pub struct ChatClient {
@@ -236,18 +194,16 @@ impl ChatClient {
             })?),
             other => other.map(str::to_string),
         };
-        if rustls::crypto::CryptoProvider::get_default().is_none() {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
+        vigil_http::ensure_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(cfg.timeout_secs.max(1)))
             .connect_timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(Arc::new(GuardedResolver {
-                guard: Arc::new(guard),
-                host: url.host_str().unwrap_or_default().to_string(),
+            .dns_resolver(Arc::new(GuardedResolver::new(
+                Arc::new(guard),
+                url.host_str().unwrap_or_default(),
                 fixed,
-            }))
+            )))
             .build()
             .map_err(|e| LlmError::Config(e.to_string()))?;
         Ok(ChatClient {

@@ -14,6 +14,7 @@
 //! template beside it.
 
 use crate::auth::Principal;
+use crate::tls::Peer;
 use axum::body::HttpBody;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
@@ -132,6 +133,7 @@ impl AccessLog {
             duration_ms = r.duration_ms,
             bytes = r.bytes,
             client = r.client.as_ref().map(tracing::field::display),
+            tls_client = r.tls_client.as_ref().map(tracing::field::display),
             "http request"
         );
         self.append(Line {
@@ -155,6 +157,7 @@ impl AccessLog {
             bytes_out = r.bytes_out,
             duration_ms = r.duration_ms,
             client = r.client.as_ref().map(tracing::field::display),
+            tls_client = r.tls_client.as_ref().map(tracing::field::display),
             "protocol request"
         );
         self.append(Line {
@@ -203,6 +206,9 @@ pub struct HttpAccess {
     /// The peer address, when the server knows it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
+    /// The client certificate verified by mutual TLS (its common name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client: Option<String>,
 }
 
 /// One request of the binary protocol, as recorded.
@@ -230,6 +236,9 @@ pub struct ProtocolAccess {
     /// The peer address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
+    /// The client certificate verified by mutual TLS (its common name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client: Option<String>,
 }
 
 /// Milliseconds since `started`, to the microsecond.
@@ -298,10 +307,15 @@ pub async fn record(State(log): State<AccessLog>, mut req: Request, next: Next) 
         .get::<MatchedPath>()
         .map_or_else(|| "-".to_string(), |p| p.as_str().to_string());
     let path = cut_path(req.uri().path());
-    let client = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.to_string());
+    let (client, tls_client) = match req.extensions().get::<ConnectInfo<Peer>>() {
+        Some(ConnectInfo(p)) => (Some(p.addr.to_string()), p.client_cert.clone()),
+        None => (
+            req.extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.to_string()),
+            None,
+        ),
+    };
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let span = tracing::info_span!("request", request_id = %request_id);
     let mut resp = next.run(req).instrument(span).await;
@@ -325,6 +339,7 @@ pub async fn record(State(log): State<AccessLog>, mut req: Request, next: Next) 
         duration_ms: elapsed_ms(started),
         bytes,
         client,
+        tls_client,
     });
     resp
 }
@@ -409,6 +424,7 @@ mod tests {
             duration_ms: 1.5,
             bytes: Some(10),
             client: None,
+            tls_client: None,
         }
     }
 

@@ -21,6 +21,7 @@ mod routes;
 pub mod sigma;
 pub mod stream;
 pub mod telemetry;
+pub mod tls;
 pub mod triage;
 
 pub use auth::{AuthConfig, Authenticator, Principal, generate_api_key, hash_api_key};

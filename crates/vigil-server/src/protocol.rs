@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use vigil_core::Role;
 use vigil_file::protocol::{self, Command, ErrorCode, Frame, FrameError};
@@ -58,6 +58,8 @@ pub struct ProtocolState {
     pub auth: Arc<Authenticator>,
     /// Limits and switches.
     pub config: Arc<ProtocolConfig>,
+    /// TLS (from `[tls]`); `None` serves plain TCP.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// Serves connections from `listener` until `shutdown` resolves; the access log goes to
@@ -96,10 +98,21 @@ pub async fn serve_with_access_log(
             },
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
+            if state.tls.is_some() {
+                // No handshake for a connection that would be refused anyway.
+                let log = Recorder {
+                    log: access_log.clone(),
+                    peer,
+                    tls_client: None,
+                };
+                log.record(None, "-", Some(ErrorCode::Internal), 0, 0, Instant::now());
+                continue;
+            }
             let reply = protocol::encode_error(ErrorCode::Internal, "too many connections");
             let log = Recorder {
                 log: access_log.clone(),
                 peer,
+                tls_client: None,
             };
             tokio::spawn(async move {
                 let started = Instant::now();
@@ -116,13 +129,24 @@ pub async fn serve_with_access_log(
             continue;
         };
         let state = state.clone();
-        let log = Recorder {
+        let mut log = Recorder {
             log: access_log.clone(),
             peer,
+            tls_client: None,
         };
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
-            if let Err(e) = connection(stream, &state, &log).await {
+            let ended = match &state.tls {
+                None => connection(stream, &state, &log).await,
+                Some(acceptor) => match crate::tls::handshake(acceptor, stream, peer).await {
+                    None => Ok(()),
+                    Some(tls) => {
+                        log.tls_client = crate::tls::peer_cert(&tls);
+                        connection(tls, &state, &log).await
+                    }
+                },
+            };
+            if let Err(e) = ended {
                 tracing::debug!(%peer, error = %e, "protocol connection ended");
             }
             drop(slot);
@@ -137,8 +161,8 @@ enum Read {
     Bad(ErrorCode, String),
 }
 
-async fn read_frame(
-    stream: &mut TcpStream,
+async fn read_frame<S: AsyncRead + Unpin>(
+    stream: &mut S,
     buf: &mut Vec<u8>,
     max_field: u64,
 ) -> std::io::Result<Read> {
@@ -181,6 +205,7 @@ fn code_of(e: &FileError) -> ErrorCode {
 struct Recorder {
     log: AccessLog,
     peer: SocketAddr,
+    tls_client: Option<String>,
 }
 
 impl Recorder {
@@ -205,6 +230,7 @@ impl Recorder {
             bytes_out: bytes_out as u64,
             duration_ms: access::elapsed_ms(started),
             client: Some(self.peer.to_string()),
+            tls_client: self.tls_client.clone(),
         });
     }
 }
@@ -223,8 +249,8 @@ fn code_name(code: ErrorCode) -> &'static str {
     }
 }
 
-async fn connection(
-    mut stream: TcpStream,
+async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
     state: &ProtocolState,
     log: &Recorder,
 ) -> std::io::Result<()> {

@@ -75,6 +75,7 @@ async fn protocol(h: &Harness, config: ProtocolConfig) -> String {
         files: service(h).await,
         auth: h.state.auth.clone(),
         config: Arc::new(config),
+        tls: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();

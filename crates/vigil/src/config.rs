@@ -21,6 +21,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// HTTP listener and request limits.
     pub server: ServerConfig,
+    /// TLS on the HTTP and protocol listeners; mutual TLS for agents.
+    pub tls: vigil_server::tls::TlsConfig,
     /// Credentials.
     pub auth: AuthConfig,
     /// Storage backend.
@@ -64,6 +66,7 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from("./vigil-data"),
             server: ServerConfig::default(),
+            tls: vigil_server::tls::TlsConfig::default(),
             auth: AuthConfig::default(),
             store: StoreConfig::default(),
             pipeline: PipelineConfig::default(),
@@ -154,6 +157,7 @@ pub enum LogFormat {
 const SECTIONS: &[&str] = &[
     "data_dir",
     "server",
+    "tls",
     "auth",
     "store",
     "pipeline",

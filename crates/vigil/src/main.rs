@@ -9,6 +9,7 @@ mod script;
 mod send;
 mod serve;
 mod sigma;
+mod tls;
 mod triage;
 
 use anyhow::{Context, Result};
@@ -106,6 +107,11 @@ enum Command {
     Eval {
         #[command(subcommand)]
         command: EvalCommand,
+    },
+    /// TLS: make a private CA, a server certificate and agent certificates.
+    Tls {
+        #[command(subcommand)]
+        command: tls::TlsCommand,
     },
     /// Inspect the configuration.
     Config {
@@ -272,6 +278,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             command: sigma::SigmaCommand::Check(args),
         } => sigma::check(args),
         Command::Evtx(args) => sigma::evtx(args),
+        Command::Tls { command } => tls::run(command),
         Command::Triage(args) => triage::triage(args),
         Command::Kb { command } => triage::kb(command),
         Command::Net {

@@ -351,6 +351,8 @@ pub struct CollectArgs {
     /// Print a JSON summary per round on stderr.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    tls: crate::tls::ClientTls,
 }
 
 fn hostname() -> String {
@@ -371,9 +373,11 @@ pub fn collect(args: CollectArgs) -> Result<ExitCode> {
 
 async fn collect_loop(args: CollectArgs) -> Result<ExitCode> {
     let host = args.host.clone().unwrap_or_else(hostname);
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()?;
+    let client = args
+        .tls
+        .apply(reqwest::Client::builder().timeout(Duration::from_secs(30)))?
+        .build()
+        .context("cannot build the HTTP client")?;
     let mut tracker = vigil_net::collector::Tracker::new();
     let mut warned = false;
     loop {

@@ -34,6 +34,8 @@ pub struct SendArgs {
     /// Print the summary as JSON on stdout (and no progress bar).
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    tls: crate::tls::ClientTls,
 }
 
 /// What the server said about one batch (the subset we read).
@@ -104,8 +106,9 @@ pub async fn send(args: SendArgs) -> Result<ExitCode> {
         bar
     };
 
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
+    let client = args
+        .tls
+        .apply(reqwest::Client::builder().timeout(Duration::from_secs(60)))?
         .build()
         .context("cannot build the HTTP client")?;
     let endpoint = format!("{}/api/v1/events/bulk", args.url.trim_end_matches('/'));

@@ -298,11 +298,13 @@ pub async fn serve(config: Config) -> Result<()> {
     };
     let log_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let log_sources = start_log_sources(&config, &pipeline, &log_stop).await?;
+    let tls = vigil_server::tls::acceptors(&config.tls).map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let addr = listener.local_addr()?;
-    println!("vigil: listening on http://{addr}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("vigil: listening on {scheme}://{addr}");
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "vigil serving");
 
     let (proto_stop, proto_rx) = tokio::sync::oneshot::channel::<()>();
@@ -316,11 +318,13 @@ pub async fn serve(config: Config) -> Result<()> {
                 )
             })?;
         let addr = listener.local_addr()?;
-        println!("vigil: file-analysis protocol on {addr}");
+        let over = if tls.is_some() { " (TLS)" } else { "" };
+        println!("vigil: file-analysis protocol on {addr}{over}");
         let state = vigil_server::protocol::ProtocolState {
             files,
             auth,
             config: Arc::new(config.protocol.clone()),
+            tls: tls.as_ref().map(|t| t.protocol.clone()),
         };
         Some(tokio::spawn(vigil_server::protocol::serve_with_access_log(
             listener,
@@ -335,17 +339,26 @@ pub async fn serve(config: Config) -> Result<()> {
     };
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(
-        axum::serve(
-            listener,
-            vigil_server::app_with_access_log(state, access_log)
-                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stop_rx.await;
-        })
-        .into_future(),
-    );
+    let app = vigil_server::app_with_access_log(state, access_log)
+        .into_make_service_with_connect_info::<vigil_server::tls::Peer>();
+    let stopped = async move {
+        let _ = stop_rx.await;
+    };
+    let server = match tls {
+        None => tokio::spawn(
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .into_future(),
+        ),
+        Some(t) => {
+            let listener = vigil_server::tls::TlsListener::new(listener, t.http)?;
+            tokio::spawn(
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .into_future(),
+            )
+        }
+    };
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");
     let _ = stop_tx.send(());

@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use vigil_file::protocol::{Reply, decode_reply, encode_request};
+use vigil_file::protocol::{Reply, encode_request};
 
 const SECRET: &str = "protocol-auth-test-secret-0123456789abcdef";
 
@@ -74,25 +74,6 @@ fn serve(data_dir: &std::path::Path) -> Served {
     }
 }
 
-/// Reads one reply, or `None` when the server closed the connection first.
-async fn reply(s: &mut TcpStream) -> Option<Reply> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        if let Some((r, _)) = decode_reply(&buf).unwrap() {
-            return Some(r);
-        }
-        let n = tokio::time::timeout(Duration::from_secs(20), s.read(&mut chunk))
-            .await
-            .expect("a reply in time")
-            .unwrap_or(0);
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-}
-
 /// Whether the server closed the connection (and sent nothing more).
 async fn closed(s: &mut TcpStream) -> Result<(), String> {
     let mut b = [0u8; 64];
@@ -107,7 +88,7 @@ async fn closed(s: &mut TcpStream) -> Result<(), String> {
 async fn refused(addr: &str, frame: &[u8]) -> Result<(), String> {
     let mut s = TcpStream::connect(addr).await.unwrap();
     s.write_all(frame).await.unwrap();
-    match reply(&mut s).await {
+    match common::protocol_reply(&mut s).await {
         Some(Reply::Error { code: 4, message }) => {
             if message.contains("vgl_") || message.contains("eyJ") {
                 return Err(format!("the refusal echoes the credential: {message}"));
@@ -123,7 +104,7 @@ async fn authenticated(s: &mut TcpStream, credential: &str) -> String {
     s.write_all(&encode_request(0, &[credential.as_bytes()]))
         .await
         .unwrap();
-    match reply(s).await {
+    match common::protocol_reply(s).await {
         Some(Reply::Verdict {
             malicious: true,
             score: 0.0,
@@ -231,7 +212,10 @@ async fn the_protocol_refuses_and_closes_without_a_good_credential() {
             .await
             .unwrap();
         assert!(
-            matches!(reply(&mut s).await, Some(Reply::Verdict { .. })),
+            matches!(
+                common::protocol_reply(&mut s).await,
+                Some(Reply::Verdict { .. })
+            ),
             "an analysis after AUTH as {role}"
         );
     }

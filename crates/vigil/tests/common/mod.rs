@@ -208,3 +208,26 @@ pub fn client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
 }
+
+/// Reads one reply of the file-analysis protocol, or `None` when the server closed the
+/// connection first (20 s at most per read).
+pub async fn protocol_reply<S: tokio::io::AsyncRead + Unpin>(
+    s: &mut S,
+) -> Option<vigil_file::protocol::Reply> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        if let Some((r, _)) = vigil_file::protocol::decode_reply(&buf).unwrap() {
+            return Some(r);
+        }
+        let n = tokio::time::timeout(Duration::from_secs(20), s.read(&mut chunk))
+            .await
+            .expect("an answer or a close in time")
+            .unwrap_or(0);
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}

@@ -853,7 +853,10 @@ impl Responders {
                 (route, d, outcome)
             });
         }
-        for (route, mut d, outcome) in futures_util::future::join_all(sends).await {
+        // Each outcome is recorded as soon as its send ends, not when the slowest of the
+        // pass ends: a crash then repeats only the deliveries still in flight.
+        let mut sends: futures_util::stream::FuturesUnordered<_> = sends.into_iter().collect();
+        while let Some((route, mut d, outcome)) = futures_util::StreamExt::next(&mut sends).await {
             d.attempts += 1;
             d.updated_at = vigil_core::now_rfc3339();
             let label = match &outcome {

@@ -220,6 +220,15 @@ impl LogService {
         })?;
         let dir = data_dir.join("logs");
         std::fs::create_dir_all(dir.join("models")).map_err(internal("creating logs/"))?;
+        // What a crash in the middle of saving left behind.
+        let stale = vigil_store::fsutil::remove_stale_temporaries(&dir)
+            + vigil_store::fsutil::remove_stale_temporaries(&dir.join("models"));
+        if stale > 0 {
+            tracing::info!(
+                files = stale,
+                "removed temporary files of an interrupted save"
+            );
+        }
         let drain = match std::fs::read(dir.join("drain.json")) {
             Ok(b) => Drain::restore(&b).map_err(|e| {
                 LogError::Internal(format!(

@@ -29,6 +29,14 @@ pub async fn serve(config: Config) -> Result<()> {
     let metrics = vigil_server::telemetry::install_recorder()
         .context("cannot install the Prometheus recorder")?;
     let sqlite = Arc::new(crate::open_store(&config)?);
+    // Temporary files of a save a crash interrupted (the log sources' offsets).
+    let stale = vigil_store::fsutil::remove_stale_temporaries(&config.data_dir);
+    if stale > 0 {
+        tracing::info!(
+            files = stale,
+            "removed temporary files of an interrupted save"
+        );
+    }
     let store: Arc<dyn Store> = match config.store.backend {
         crate::config::StoreBackend::Sqlite => sqlite,
         crate::config::StoreBackend::Opensearch => {

@@ -57,6 +57,9 @@ pub enum AppError {
     /// The server cannot serve this now (shutting down, store down).
     #[error("{0}")]
     Unavailable(String),
+    /// Too many requests or request bytes in flight: shed at once (`503`, `Retry-After: 1`).
+    #[error("{0}")]
+    Shed(String),
     /// A bug or an unexpected failure; the detail is logged, not returned.
     #[error("internal error")]
     Internal(String),
@@ -98,6 +101,7 @@ impl AppError {
             }
             AppError::Overloaded { .. } => (StatusCode::TOO_MANY_REQUESTS, "overloaded", None),
             AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None),
+            AppError::Shed(_) => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", None),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None),
         }
     }
@@ -162,6 +166,10 @@ impl IntoResponse for AppError {
             AppError::Unavailable(_) => {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(5u64));
+            }
+            AppError::Shed(_) => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(1u64));
             }
             AppError::Unauthorized(_) => {
                 resp.headers_mut().insert(

@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod access;
+pub mod admission;
 pub mod auth;
 mod console;
 mod error;
@@ -59,6 +60,12 @@ pub struct ServerConfig {
     /// Also append the access log (one JSON line per API call and protocol request) to
     /// this file; none by default (the `vigil::access` log target has it either way).
     pub access_log: Option<PathBuf>,
+    /// API requests handled at once; more are answered `503` + `Retry-After: 1` at once
+    /// (health, metrics, the console and WebSocket streams are not counted).
+    pub max_in_flight: usize,
+    /// MiB of request bodies in flight at once (by `Content-Length`); more are answered
+    /// `503` at once. Bounds the memory buffered bodies take.
+    pub max_in_flight_body_mib: u64,
 }
 
 impl Default for ServerConfig {
@@ -70,6 +77,8 @@ impl Default for ServerConfig {
             max_bulk_events: 20_000,
             shutdown_grace_secs: 30,
             access_log: None,
+            max_in_flight: 1024,
+            max_in_flight_body_mib: 512,
         }
     }
 }
@@ -319,6 +328,14 @@ pub fn app_with_access_log(state: AppState, access_log: access::AccessLog) -> Ro
         .merge(open)
         .fallback(routes::system::not_found)
         .method_not_allowed_fallback(routes::system::method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            Arc::new(admission::Admission::new(
+                cfg.max_in_flight,
+                cfg.max_in_flight_body_mib.saturating_mul(1 << 20),
+                cfg.max_bulk_bytes as u64,
+            )),
+            admission::admit,
+        ))
         .layer(middleware::from_fn(telemetry::record_http))
         .layer(middleware::from_fn_with_state(access_log, access::record))
         .with_state(state)

@@ -1,9 +1,10 @@
 //! EDR agents (seed 000): registration, heartbeats, and the list with online status.
 
+use crate::routes::Path;
 use crate::{AppError, AppState};
 use axum::Json;
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use vigil_store::AgentRegistration;

@@ -2,11 +2,12 @@
 //! `GET /api/v1/files/{sha256}`, labels and the dataset, `POST /api/v1/yara/reload`.
 
 use crate::files::{FileError, FileRequest, FileService};
+use crate::routes::Path;
 use crate::{AppError, AppState};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;

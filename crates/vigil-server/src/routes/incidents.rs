@@ -1,6 +1,7 @@
 //! Incident detail, analysts' changes and the incident event stream.
 
 use crate::auth::Principal;
+use crate::routes::Path;
 use crate::{AppError, AppState};
 use axum::Json;
 use axum::body::Bytes;
@@ -8,7 +9,7 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::ws::{
     Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
 };
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::Value;

@@ -1,10 +1,11 @@
 //! API key management (admin only). A key is shown once, at creation.
 
 use crate::error::AppError;
+use crate::routes::Path;
 use crate::{AppState, generate_api_key};
 use axum::Json;
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;

@@ -2,11 +2,12 @@
 //! detection.
 
 use crate::logs::{DetectRequest, LogError, LogService};
+use crate::routes::Path;
 use crate::{AppError, AppState};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};

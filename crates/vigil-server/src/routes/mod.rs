@@ -15,6 +15,31 @@ pub mod triage;
 use crate::AppError;
 use chrono::{DateTime, Utc};
 
+/// `axum::extract::Path` whose rejection (a segment that is not UTF-8 once decoded, or
+/// not of the parameter's type) is the API's JSON error (`400 invalid_path`), not plain
+/// text.
+pub(crate) struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> axum::extract::FromRequestParts<S>
+    for Path<T>
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, AppError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Path(v)),
+            Err(e) => Err(AppError::BadRequest {
+                code: "invalid_path",
+                message: e.body_text(),
+                field: None,
+            }),
+        }
+    }
+}
+
 /// Parses an RFC 3339 query parameter, naming it on error.
 pub(crate) fn parse_time(
     field: &str,

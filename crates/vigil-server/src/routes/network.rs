@@ -2,6 +2,7 @@
 //! batch, stream records and scores, read the time series, manage model versions.
 
 use crate::network::{NetError, NetService};
+use crate::routes::Path;
 use crate::{AppError, AppState};
 use axum::Json;
 use axum::body::Bytes;
@@ -9,7 +10,7 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::ws::{
     Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
 };
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::response::Response;
 use chrono::Utc;
 use serde::Deserialize;

@@ -1,10 +1,11 @@
 //! Read endpoints: findings, incidents, agents, analyzers.
 
 use super::{parse_limit, parse_severity, parse_time};
+use crate::routes::Path;
 use crate::{AppError, AppState};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use vigil_core::{Finding, IncidentStatus};

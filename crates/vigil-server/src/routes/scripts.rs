@@ -1,10 +1,11 @@
 //! User scripts (admin writes, viewer reads), lookup lists, and `POST /api/v1/analyze`.
 
+use crate::routes::Path;
 use crate::{AppError, AppState};
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::{BytesRejection, JsonRejection};
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;

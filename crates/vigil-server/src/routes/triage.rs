@@ -1,12 +1,13 @@
 //! Triage over REST: run the agent, read reports, manage the asset inventory, inspect
 //! knowledge retrieval.
 
+use crate::routes::Path;
 use crate::triage::{TriageFailure, TriageService};
 use crate::{AppError, AppState};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;

@@ -222,6 +222,57 @@ impl Event {
     pub fn into_map(self) -> Map<String, Value> {
         self.doc
     }
+
+    /// Replaces every address in the ECS address fields ([`IP_FIELDS`]; a string or an
+    /// array of strings) by `f(address)`; values that are not addresses stay as they are.
+    /// Returns how many were replaced. Used to keep real addresses out of storage (IP
+    /// pseudonyms, `[network] hash_ips`).
+    pub fn map_ips(&mut self, f: &dyn Fn(IpAddr) -> IpAddr) -> usize {
+        let mut replaced = 0;
+        for path in IP_FIELDS {
+            let mut node = Some(&mut self.doc);
+            let mut parts = path.split('.').peekable();
+            while let (Some(map), Some(part)) = (node, parts.next()) {
+                if parts.peek().is_none() {
+                    if let Some(v) = map.get_mut(part) {
+                        replaced += map_ip_value(v, f);
+                    }
+                    break;
+                }
+                node = map.get_mut(part).and_then(Value::as_object_mut);
+            }
+        }
+        replaced
+    }
+}
+
+/// The ECS fields that hold IP addresses.
+pub const IP_FIELDS: &[&str] = &[
+    "source.ip",
+    "source.nat.ip",
+    "destination.ip",
+    "destination.nat.ip",
+    "client.ip",
+    "client.nat.ip",
+    "server.ip",
+    "server.nat.ip",
+    "host.ip",
+    "observer.ip",
+    "related.ip",
+];
+
+fn map_ip_value(v: &mut Value, f: &dyn Fn(IpAddr) -> IpAddr) -> usize {
+    match v {
+        Value::String(s) => match s.parse::<IpAddr>() {
+            Ok(ip) => {
+                *s = f(ip).to_string();
+                1
+            }
+            Err(_) => 0,
+        },
+        Value::Array(items) => items.iter_mut().map(|i| map_ip_value(i, f)).sum(),
+        _ => 0,
+    }
 }
 
 impl FieldLookup for Event {
@@ -598,6 +649,35 @@ fn check_kind(field: &str, kind: Kind, value: &Value) -> Result<(), EventError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn map_ips_replaces_every_address_field_and_nothing_else() {
+        let mut e = Event::from_input(
+            serde_json::json!({
+                "source": {"ip": "10.0.0.1", "port": 4444, "nat": {"ip": "192.0.2.1"}},
+                "destination.ip": "2001:db8::1",
+                "host": {"ip": ["10.0.0.2", "fe80::1"], "name": "10.0.0.3"},
+                "related": {"ip": ["10.0.0.4"]},
+                "message": "from 10.0.0.1"
+            }),
+            Utc::now(),
+        )
+        .unwrap();
+        let n = e.map_ips(&|_| "::1".parse().unwrap());
+        assert_eq!(n, 6);
+        let m = e.as_map();
+        assert_eq!(m["source"]["ip"], "::1");
+        assert_eq!(m["source"]["nat"]["ip"], "::1");
+        assert_eq!(m["source"]["port"], 4444);
+        assert_eq!(m["destination"]["ip"], "::1");
+        assert_eq!(m["host"]["ip"], serde_json::json!(["::1", "::1"]));
+        assert_eq!(
+            m["host"]["name"], "10.0.0.3",
+            "names are not addresses fields"
+        );
+        assert_eq!(m["related"]["ip"], serde_json::json!(["::1"]));
+        assert_eq!(m["message"], "from 10.0.0.1", "free text is not rewritten");
+    }
     use serde_json::json;
 
     fn now() -> DateTime<Utc> {

@@ -156,7 +156,12 @@ pub struct Pipeline {
     finding_tx: flume::Sender<FindingsJob>,
     registry: Arc<AnalyzerRegistry>,
     stored: StoredTap,
+    transform: Option<EventTransform>,
 }
+
+/// A change made to every event before it is stored or analyzed (say, replacing IP
+/// addresses by pseudonyms), whatever way it came in.
+pub type EventTransform = Arc<dyn Fn(&mut Event) + Send + Sync>;
 
 /// Where the findings writer hands stored findings on (the correlator), when set.
 type StoredTap = Arc<std::sync::Mutex<Option<flume::Sender<Vec<Finding>>>>>;
@@ -241,6 +246,7 @@ impl Pipeline {
                 finding_tx,
                 registry,
                 stored,
+                transform: None,
             },
             PipelineTasks {
                 committer,
@@ -281,11 +287,21 @@ impl Pipeline {
         Ok((flags, Settled(rx)))
     }
 
+    /// This pipeline, applying `transform` to every event ingested through it (and its
+    /// clones made afterwards) before anything else sees it.
+    pub fn with_event_transform(mut self, transform: EventTransform) -> Pipeline {
+        self.transform = Some(transform);
+        self
+    }
+
     async fn enqueue(
         &self,
-        events: Vec<Event>,
+        mut events: Vec<Event>,
         settle: Option<Settle>,
     ) -> Result<Vec<bool>, IngestError> {
+        if let Some(t) = &self.transform {
+            events.iter_mut().for_each(|e| t(e));
+        }
         let n = events.len();
         if n == 0 {
             if let Some(s) = settle {

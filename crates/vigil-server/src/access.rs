@@ -54,6 +54,8 @@ pub struct RequestId(pub String);
 #[derive(Clone, Default)]
 pub struct AccessLog {
     file: Option<Arc<FileSink>>,
+    /// Client addresses are replaced by these pseudonyms (`[network] hash_ips`).
+    ips: Option<vigil_net::privacy::IpPseudonyms>,
 }
 
 struct FileSink {
@@ -96,6 +98,7 @@ impl AccessLog {
         (
             AccessLog {
                 file: Some(Arc::new(sink)),
+                ips: None,
             },
             rx,
         )
@@ -119,8 +122,40 @@ impl AccessLog {
         }
     }
 
+    /// The same log, writing client addresses as keyed pseudonyms (`[network] hash_ips`):
+    /// the port stays, the address is replaced as everywhere else Vigil stores one.
+    pub fn with_ip_pseudonyms(mut self, ips: vigil_net::privacy::IpPseudonyms) -> AccessLog {
+        self.ips = ips.enabled().then_some(ips);
+        self
+    }
+
+    /// `client` as it may be written.
+    fn client(&self, client: &Option<String>) -> Option<String> {
+        let c = client.as_ref()?;
+        let Some(ips) = &self.ips else {
+            return Some(c.clone());
+        };
+        Some(match c.parse::<SocketAddr>() {
+            Ok(a) => SocketAddr::new(ips.apply(a.ip()), a.port()).to_string(),
+            Err(_) => match c.parse::<std::net::IpAddr>() {
+                Ok(ip) => ips.apply(ip).to_string(),
+                Err(_) => "-".to_string(),
+            },
+        })
+    }
+
     /// Records one HTTP call.
     pub fn http(&self, r: &HttpAccess) {
+        let private;
+        let r = if self.ips.is_some() {
+            private = HttpAccess {
+                client: self.client(&r.client),
+                ..r.clone()
+            };
+            &private
+        } else {
+            r
+        };
         tracing::info!(
             target: TARGET,
             request_id = %r.request_id,
@@ -145,6 +180,16 @@ impl AccessLog {
 
     /// Records one request (or refused frame) of the binary protocol.
     pub fn protocol(&self, r: &ProtocolAccess) {
+        let private;
+        let r = if self.ips.is_some() {
+            private = ProtocolAccess {
+                client: self.client(&r.client),
+                ..r.clone()
+            };
+            &private
+        } else {
+            r
+        };
         tracing::info!(
             target: TARGET,
             request_id = %r.request_id,

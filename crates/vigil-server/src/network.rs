@@ -723,12 +723,29 @@ pub fn spawn_retrainer(service: Arc<NetService>, tick: Duration) -> tokio::task:
 ///
 /// It holds the service weakly: the registry outlives the service at shutdown, and the
 /// service's writer must end for the pipeline's findings writer to drain.
-pub struct NetAnalyzer(std::sync::Weak<NetService>);
+pub struct NetAnalyzer {
+    service: std::sync::Weak<NetService>,
+    /// The pipeline already replaced the events' addresses by pseudonyms.
+    events_private: bool,
+}
 
 impl NetAnalyzer {
-    /// The analyzer for `service`.
+    /// The analyzer for `service`; it replaces addresses by pseudonyms itself when the
+    /// service is configured to.
     pub fn new(service: &Arc<NetService>) -> NetAnalyzer {
-        NetAnalyzer(Arc::downgrade(service))
+        NetAnalyzer {
+            service: Arc::downgrade(service),
+            events_private: false,
+        }
+    }
+
+    /// The analyzer for `service` behind a pipeline that already replaced every event's
+    /// addresses by the same pseudonyms (`[network] hash_ips`): it must not hash them again.
+    pub fn for_private_events(service: &Arc<NetService>) -> NetAnalyzer {
+        NetAnalyzer {
+            service: Arc::downgrade(service),
+            events_private: true,
+        }
     }
 }
 
@@ -750,10 +767,14 @@ impl Analyzer for NetAnalyzer {
                 return Vec::new();
             }
         };
-        let Some(service) = self.0.upgrade() else {
+        let Some(service) = self.service.upgrade() else {
             return Vec::new();
         };
-        let r = service.detector.private(&record);
+        let r = if self.events_private {
+            record
+        } else {
+            service.detector.private(&record)
+        };
         let res = service.detector.analyze(&r);
         // The event itself is stored: a full writer queue only loses its time-series row.
         let _ = service.enqueue(&r, &res, false, None);

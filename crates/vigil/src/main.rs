@@ -172,6 +172,16 @@ enum ConfigCommand {
         #[arg(long, env = "VIGIL_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Print the pseudonym Vigil stores for each address under `[network] hash_ips`, to
+    /// search for a known address (`GET /api/v1/events?ip=…`).
+    Pseudonym {
+        /// IPv4 or IPv6 addresses.
+        #[arg(required = true)]
+        addresses: Vec<String>,
+        /// TOML configuration file.
+        #[arg(long, env = "VIGIL_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 pub(crate) fn load_config(file: Option<&PathBuf>, data_dir: Option<PathBuf>) -> Result<Config> {
@@ -292,6 +302,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let config = load_config(config.as_ref(), None)?;
             print!("{}", config.to_toml_redacted()?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config {
+            command: ConfigCommand::Pseudonym { addresses, config },
+        } => {
+            let config = load_config(config.as_ref(), None)?;
+            let ips = config
+                .network
+                .pseudonyms()
+                .map_err(|e| anyhow::anyhow!("{e} (fix [network])"))?;
+            if !ips.enabled() {
+                anyhow::bail!(
+                    "[network] hash_ips is off: addresses are stored as they are (set hash_ips = true and hash_key)"
+                );
+            }
+            for a in addresses {
+                let ip: std::net::IpAddr = a
+                    .parse()
+                    .with_context(|| format!("`{a}` is not an IPv4 or IPv6 address"))?;
+                println!("{a}\t{}", ips.apply(ip));
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

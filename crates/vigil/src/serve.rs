@@ -77,6 +77,20 @@ pub async fn serve(config: Config) -> Result<()> {
     let registry = Arc::new(AnalyzerRegistry::new());
     registry.register(Arc::new(vigil_script::ScriptAnalyzer(scripts.clone())));
     let (pipeline, tasks) = Pipeline::start(store.clone(), registry.clone(), &config.pipeline);
+    // `[network] hash_ips`: no real address is stored, analysed or logged, whichever way
+    // an event comes in (API, Kafka, log sources, EVTX).
+    let ip_pseudonyms = config
+        .network
+        .pseudonyms()
+        .map_err(|e| anyhow::anyhow!("{e} (fix [network])"))?;
+    let pipeline = if ip_pseudonyms.enabled() {
+        let p = ip_pseudonyms.clone();
+        pipeline.with_event_transform(Arc::new(move |e: &mut vigil_core::Event| {
+            e.map_ips(&|ip| p.apply(ip));
+        }))
+    } else {
+        pipeline
+    };
     let retention = spawn_retention(store.clone(), config.retention.clone());
 
     let engine = {
@@ -127,7 +141,11 @@ pub async fn serve(config: Config) -> Result<()> {
                 tracing::error!(error = %e, "the stored network model cannot be loaded; retrain it")
             }
         }
-        registry.register(Arc::new(vigil_server::network::NetAnalyzer::new(&net)));
+        registry.register(Arc::new(if ip_pseudonyms.enabled() {
+            vigil_server::network::NetAnalyzer::for_private_events(&net)
+        } else {
+            vigil_server::network::NetAnalyzer::new(&net)
+        }));
         let retrainer =
             vigil_server::network::spawn_retrainer(net.clone(), Duration::from_secs(60));
         (Some(net), Some(retrainer))
@@ -303,7 +321,8 @@ pub async fn serve(config: Config) -> Result<()> {
             )
         })?,
         None => vigil_server::access::AccessLog::default(),
-    };
+    }
+    .with_ip_pseudonyms(ip_pseudonyms.clone());
     let log_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let log_sources = start_log_sources(&config, &pipeline, &log_stop).await?;
     let tls = vigil_server::tls::acceptors(&config.tls).map_err(anyhow::Error::msg)?;

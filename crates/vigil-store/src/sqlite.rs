@@ -321,7 +321,7 @@ impl SqliteStore {
 
     /// Opens (creating if needed) the store in `dir`, and migrates its schema.
     pub fn open(dir: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
-        std::fs::create_dir_all(dir)?;
+        create_private_dir(dir)?;
         let path = dir.join(DB_FILE);
         let mut writer = Connection::open(&path)?;
         writer.busy_timeout(Duration::from_secs(10))?;
@@ -493,6 +493,35 @@ fn upsert_agents<'a>(
         up.execute(params![id, host, now, n])?;
     }
     Ok(())
+}
+
+/// Creates the data directory readable by its owner only (0700 on Unix: it holds events,
+/// key hashes and models). An existing directory keeps its mode; one that other users can
+/// read is reported with the command that fixes it.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+        }
+        let mode = std::fs::metadata(dir)?.permissions().mode();
+        if mode & 0o007 != 0 {
+            tracing::warn!(
+                dir = %dir.display(),
+                mode = format!("{:o}", mode & 0o777),
+                "the data directory can be read by other users; run chmod 700 on it"
+            );
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir)
+    }
 }
 
 fn page_limit(limit: usize) -> usize {

@@ -683,3 +683,16 @@ async fn activity_counts_events_and_findings_per_aligned_bucket() {
     assert_eq!(most.buckets.iter().map(|b| b.events).sum::<u64>(), 10);
     assert_eq!(most.buckets.iter().map(|b| b.findings).sum::<u64>(), 9);
 }
+
+/// A new data directory is readable by its owner only: it holds events, key hashes and
+/// models.
+#[cfg(unix)]
+#[test]
+fn a_new_data_directory_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("a/b/vigil-data");
+    let _store = SqliteStore::open(&dir, SqliteOptions::default()).unwrap();
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "{mode:o}");
+}

@@ -123,15 +123,8 @@ async fn sigkill_during_retraining_leaves_only_whole_models() {
     // It starts, serves the active model, and trains the next version.
     let server = Server::start(data.path());
     let (versions, active) = check_models(data.path(), true);
-    let listed: Value = http
-        .get(format!("{}/api/v1/logs/models", server.url))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value =
+        common::get_json(&http, &format!("{}/api/v1/logs/models", server.url), &key).await;
     assert_eq!(listed["active"].as_u64(), active, "{listed}");
     assert_eq!(listed["models"].as_array().unwrap().len(), versions.len());
     let r = http
@@ -288,15 +281,12 @@ fn analyze(event, config) {
     // Everything arrives after the last start.
     let deadline = Instant::now() + Duration::from_secs(90);
     let incidents = loop {
-        let list: Value = http
-            .get(format!("{}/api/v1/incidents?limit=500", server.url))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list: Value = common::get_json(
+            &http,
+            &format!("{}/api/v1/incidents?limit=500", server.url),
+            &key,
+        )
+        .await;
         let ids: BTreeSet<String> = list["incidents"]
             .as_array()
             .unwrap()
@@ -348,14 +338,11 @@ fn analyze(event, config) {
         repeats <= exposed,
         "{repeats} repeated deliveries, {exposed} answered just before a kill"
     );
-    let dead: Value = http
-        .get(format!("{}/api/v1/deliveries?state=dead", server.url))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let dead: Value = common::get_json(
+        &http,
+        &format!("{}/api/v1/deliveries?state=dead", server.url),
+        &key,
+    )
+    .await;
     assert_eq!(dead["deliveries"].as_array().unwrap().len(), 0, "{dead}");
 }

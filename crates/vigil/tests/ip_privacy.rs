@@ -115,23 +115,11 @@ async fn no_real_address_is_stored_or_logged() {
     let (p_public, p_private) = (pseudonym(PUBLIC), pseudonym(PRIVATE));
     assert!(p_public.starts_with("2001:db8:"), "{p_public}");
     assert!(p_private.starts_with("fd76:6967:"), "{p_private}");
-    let get = |id: &'static str| {
-        let (http, url, key) = (http.clone(), url.clone(), key.clone());
-        async move {
-            http.get(format!("{url}/api/v1/events/{id}"))
-                .bearer_auth(&key)
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        }
-    };
-    let e1 = get("priv-1").await;
+    let event = |id: &str| format!("{url}/api/v1/events/{id}");
+    let e1 = common::get_json(&http, &event("priv-1"), &key).await;
     assert_eq!(e1["source"]["ip"], p_public.as_str(), "{e1}");
     assert_eq!(e1["host"]["ip"][0], p_private.as_str());
-    let e2 = get("priv-2").await;
+    let e2 = common::get_json(&http, &event("priv-2"), &key).await;
     assert_eq!(e2["destination"]["ip"], p_public.as_str());
     assert_eq!(e2["related"]["ip"], json!([p_public, p_private]));
     // A known address is found by its pseudonym.
@@ -151,15 +139,8 @@ async fn no_real_address_is_stored_or_logged() {
     // not again on top of the pipeline's).
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let conns: Value = http
-            .get(format!("{url}/api/v1/network/connections"))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let conns: Value =
+            common::get_json(&http, &format!("{url}/api/v1/network/connections"), &key).await;
         if let Some(c) = conns["connections"].as_array().and_then(|c| c.first()) {
             assert_eq!(c["remote"], p_public.as_str(), "{c}");
             break;

@@ -231,3 +231,15 @@ pub async fn protocol_reply<S: tokio::io::AsyncRead + Unpin>(
         buf.extend_from_slice(&chunk[..n]);
     }
 }
+
+/// `GET url` with `token`, the answer as JSON (panics on a transport or JSON error).
+pub async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> serde_json::Value {
+    http.get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
+}

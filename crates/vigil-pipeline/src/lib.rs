@@ -510,6 +510,10 @@ fn run_worker(
     registry: Arc<AnalyzerRegistry>,
 ) {
     while let Ok((event, tracker)) = rx.recv() {
+        // Kept current as the queue drains, not only when a commit fills it.
+        if rx.is_empty() {
+            metrics::gauge!(m::ANALYSIS_QUEUE_DEPTH).set(0.0);
+        }
         let findings = run_analyzers(&registry, &event, false);
         if findings.is_empty() {
             if let Some(t) = tracker {

@@ -73,6 +73,24 @@ pub async fn post_bulk(
 ) -> Result<Response, AppError> {
     let body = body.map_err(|e| bytes_rejection(e, state.config.max_bulk_bytes))?;
     let max_lines = state.config.max_bulk_events;
+    // Under overload, refuse before parsing: a parse costs several times the body in
+    // memory and the CPU the queue is waiting for. (A request that fits the queue only in
+    // part is still parsed, and refused by the queue itself.)
+    let lines = body
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.trim_ascii().is_empty())
+        .count();
+    let (queued, capacity) = (state.pipeline.queued(), state.pipeline.capacity());
+    if lines <= capacity && queued + lines > capacity {
+        metrics::counter!(vigil_core::metric_names::EVENTS_REJECTED, "reason" => "queue_full")
+            .increment(lines as u64);
+        return Err(AppError::Overloaded {
+            message: format!(
+                "{queued} events are waiting for their commit (the queue holds {capacity}); retry after 1 s"
+            ),
+            retry_after_secs: 1,
+        });
+    }
     let parsed = tokio::task::spawn_blocking(move || {
         ndjson::parse_batch(&body, max_lines, chrono::Utc::now())
     })

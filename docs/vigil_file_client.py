@@ -31,6 +31,7 @@ import argparse
 import hashlib
 import json
 import socket
+import ssl
 import struct
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -38,6 +39,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 __all__ = [
     "VigilFileClient",
     "VigilProtocolError",
+    "tls_context",
     "encode_request",
     "decode_reply",
     "normalize_sha256",
@@ -230,6 +232,21 @@ def reply_to_result(reply: Reply) -> Dict[str, object]:
 # --- The client -----------------------------------------------------------------------
 
 
+def tls_context(
+    ca_cert: Optional[str] = None,
+    client_cert: Optional[str] = None,
+    client_key: Optional[str] = None,
+) -> ssl.SSLContext:
+    """A TLS context for a Vigil server: trusting ``ca_cert`` (a private CA from
+    ``vigil tls init``) besides the system's, with a client certificate when the server
+    requires mutual TLS."""
+    ctx = ssl.create_default_context(cafile=ca_cert)
+    if client_cert:
+        ctx.load_cert_chain(client_cert, client_key)
+    return ctx
+
+
+
 class VigilFileClient:
     """One connection to a Vigil file-analysis listener.
 
@@ -240,6 +257,9 @@ class VigilFileClient:
 
     Not thread-safe: use one client per thread (the server serves connections
     concurrently).
+
+    ``tls`` is an :class:`ssl.SSLContext` for a server with ``[tls]`` set (see
+    :func:`tls_context`); ``None`` speaks plain TCP.
     """
 
     def __init__(
@@ -248,11 +268,13 @@ class VigilFileClient:
         port: int,
         api_key: Optional[str] = None,
         timeout: float = 30,
+        tls: Optional[ssl.SSLContext] = None,
     ) -> None:
         self.host = host
         self.port = port
         self.api_key = api_key
         self.timeout = timeout
+        self.tls = tls
         self.role: Optional[str] = None
         self._sock: Optional[socket.socket] = None
         self._buf = bytearray()
@@ -280,7 +302,10 @@ class VigilFileClient:
     def _connect(self) -> socket.socket:
         if self._sock is None:
             try:
-                self._sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+                sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+                if self.tls is not None:
+                    sock = self.tls.wrap_socket(sock, server_hostname=self.host)
+                self._sock = sock
             except OSError as e:
                 raise VigilProtocolError(0, f"cannot connect to {self.host}:{self.port}: {e}") from None
             self._sock.settimeout(self.timeout)
@@ -427,6 +452,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--command", choices=list(COMMANDS), default="static", help="analyses to run (default static)")
     parser.add_argument("--vt-key", default="", help="your VirusTotal API key (default: the server's)")
     parser.add_argument("--timeout", type=float, default=30, help="seconds to wait for each reply (default 30)")
+    parser.add_argument("--tls", action="store_true", help="the server has [tls] set (implied by --ca-cert)")
+    parser.add_argument("--ca-cert", help="PEM CA to trust for the server (a private CA from vigil tls init)")
+    parser.add_argument("--client-cert", help="PEM client certificate, when the server requires mutual TLS")
+    parser.add_argument("--client-key", help="PEM key of --client-cert")
     parser.add_argument("--selftest", action="store_true", help="check the frame encoder/decoder and exit")
     parser.add_argument("files", nargs="*", metavar="FILE")
     args = parser.parse_args(argv)
@@ -439,7 +468,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error("at least one FILE is required")
 
     failed = False
-    with VigilFileClient(args.host, args.port, api_key=args.key, timeout=args.timeout) as client:
+    tls = None
+    if args.tls or args.ca_cert or args.client_cert:
+        tls = tls_context(args.ca_cert, args.client_cert, args.client_key)
+    with VigilFileClient(args.host, args.port, api_key=args.key, timeout=args.timeout, tls=tls) as client:
         for path in args.files:
             line = _analyze_path(client, COMMANDS[args.command], path, args.vt_key)
             failed |= "error" in line

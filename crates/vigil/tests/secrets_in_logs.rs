@@ -472,7 +472,10 @@ async fn no_secret_reaches_the_logs() {
     // `hash_ips` is on: the client address is written as its pseudonym (127.0.0.1 is
     // internal: fd76:6967::/32), with the port.
     assert!(
-        health["client"].as_str().unwrap().starts_with("[fd76:6967:"),
+        health["client"]
+            .as_str()
+            .unwrap()
+            .starts_with("[fd76:6967:"),
         "{health}"
     );
     let post = find(&records, "the admin's event", |r| {

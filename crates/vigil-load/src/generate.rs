@@ -15,23 +15,20 @@ pub const EICAR: &[u8] = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS
 /// Every how many process events one carries `powershell -enc`.
 pub const ENCODED_POWERSHELL_EVERY: u64 = 20;
 
-/// SplitMix64: small, fast, deterministic; enough for varying synthetic content.
+/// Deterministic randomness for synthetic content: `vigil_ml`'s SplitMix64, plus picking
+/// and byte filling.
 #[derive(Clone, Debug)]
-pub struct Rng(u64);
+pub struct Rng(vigil_ml::rng::SplitMix64);
 
 impl Rng {
     /// A generator seeded with `seed`.
     pub fn new(seed: u64) -> Rng {
-        Rng(seed)
+        Rng(vigil_ml::rng::SplitMix64::new(seed))
     }
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// A number in `0..n` (`n > 0`).

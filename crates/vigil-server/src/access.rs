@@ -133,7 +133,7 @@ impl AccessLog {
     fn client(&self, client: &Option<String>) -> Option<String> {
         let c = client.as_ref()?;
         let Some(ips) = &self.ips else {
-            return Some(c.clone());
+            return client.clone();
         };
         Some(match c.parse::<SocketAddr>() {
             Ok(a) => SocketAddr::new(ips.apply(a.ip()), a.port()).to_string(),
@@ -145,17 +145,8 @@ impl AccessLog {
     }
 
     /// Records one HTTP call.
-    pub fn http(&self, r: &HttpAccess) {
-        let private;
-        let r = if self.ips.is_some() {
-            private = HttpAccess {
-                client: self.client(&r.client),
-                ..r.clone()
-            };
-            &private
-        } else {
-            r
-        };
+    pub fn http(&self, mut r: HttpAccess) {
+        r.client = self.client(&r.client);
         tracing::info!(
             target: TARGET,
             request_id = %r.request_id,
@@ -174,22 +165,13 @@ impl AccessLog {
         self.append(Line {
             ts: now(),
             kind: "http",
-            record: r,
+            record: &r,
         });
     }
 
     /// Records one request (or refused frame) of the binary protocol.
-    pub fn protocol(&self, r: &ProtocolAccess) {
-        let private;
-        let r = if self.ips.is_some() {
-            private = ProtocolAccess {
-                client: self.client(&r.client),
-                ..r.clone()
-            };
-            &private
-        } else {
-            r
-        };
+    pub fn protocol(&self, mut r: ProtocolAccess) {
+        r.client = self.client(&r.client);
         tracing::info!(
             target: TARGET,
             request_id = %r.request_id,
@@ -208,7 +190,7 @@ impl AccessLog {
         self.append(Line {
             ts: now(),
             kind: "protocol",
-            record: r,
+            record: &r,
         });
     }
 }
@@ -373,7 +355,7 @@ pub async fn record(State(log): State<AccessLog>, mut req: Request, next: Next) 
         resp.headers_mut().insert(REQUEST_ID, v);
     }
     let (who, role) = who(resp.extensions().get::<Principal>());
-    log.http(&HttpAccess {
+    log.http(HttpAccess {
         request_id,
         who,
         role,
@@ -511,7 +493,7 @@ mod tests {
     fn a_full_queue_drops_and_counts_without_blocking() {
         let (log, rx) = AccessLog::with_queue(2);
         for _ in 0..5 {
-            log.http(&sample());
+            log.http(sample());
         }
         assert_eq!(log.dropped(), 3);
         let line: serde_json::Value = serde_json::from_str(&rx.recv().unwrap()).unwrap();
@@ -530,7 +512,7 @@ mod tests {
         let path = dir.path().join("access.log");
         let log = AccessLog::to_file(&path).unwrap();
         for i in 0..3 {
-            log.http(&HttpAccess {
+            log.http(HttpAccess {
                 status: 200 + i,
                 ..sample()
             });
@@ -574,10 +556,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("access.log");
         let log = AccessLog::to_file_checking(&path, Duration::ZERO).unwrap();
-        log.http(&sample());
+        log.http(sample());
         wait_for_lines(&path, 1);
         std::fs::rename(&path, dir.path().join("access.log.1")).unwrap();
-        log.http(&HttpAccess {
+        log.http(HttpAccess {
             status: 500,
             ..sample()
         });

@@ -219,7 +219,7 @@ impl Recorder {
         started: Instant,
     ) {
         let (who, role) = access::who(who);
-        self.log.protocol(&ProtocolAccess {
+        self.log.protocol(ProtocolAccess {
             request_id: access::new_request_id(),
             who,
             role,

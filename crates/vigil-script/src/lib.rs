@@ -18,11 +18,13 @@
 mod convert;
 mod host;
 mod manifest;
+mod memory;
 mod python;
 mod set;
 
 pub use host::Lists;
 pub use manifest::{Language, Manifest, ManifestError};
+pub use memory::{CountingAlloc, accounting_active};
 pub use python::PythonConfig;
 pub use set::{
     AnalysisReport, MAX_PENDING_ANALYSES, Overloaded, PreparedScript, ScriptAnalyzer,
@@ -55,6 +57,11 @@ pub struct ScriptLimits {
     pub max_consecutive_failures: u32,
     /// Longest script source accepted, in bytes.
     pub max_source_bytes: usize,
+    /// Memory a run may hold at once, in MiB: the net bytes its thread allocated since the
+    /// run began. 0 means no budget. Needs the counting global allocator
+    /// ([`CountingAlloc`]); without it ([`ScriptEngine::memory_accounting`] is false) runs
+    /// have no memory budget.
+    pub max_memory_mib: u64,
     /// Python scripts in seed 000's contract (off by default).
     pub python: PythonConfig,
 }
@@ -70,6 +77,7 @@ impl Default for ScriptLimits {
             max_timeout_ms: 2_000,
             max_consecutive_failures: 5,
             max_source_bytes: 256 * 1024,
+            max_memory_mib: 64,
             python: PythonConfig::default(),
         }
     }
@@ -80,7 +88,8 @@ impl Default for ScriptLimits {
 #[error("{code}: {message}{}", location(*line, *column))]
 pub struct ScriptError {
     /// Stable code: `compile`, `no_analyze`, `timeout`, `operations_limit`, `call_depth`,
-    /// `data_too_large`, `bad_return`, `runtime`, `panic`, `source_too_large`; for Python
+    /// `data_too_large`, `memory_limit`, `bad_return`, `runtime`, `panic`,
+    /// `source_too_large`; for Python
     /// scripts also `python_disabled`, `worker_start`, `worker_died`, `busy`,
     /// `worker_protocol`.
     pub code: &'static str,
@@ -122,9 +131,20 @@ impl ScriptError {
         }
     }
 
-    fn from_eval(err: &EvalAltResult, timeout: Duration) -> ScriptError {
+    fn from_eval(err: &EvalAltResult, timeout: Duration, memory_mib: u64) -> ScriptError {
         let pos = err.position();
         match err {
+            EvalAltResult::ErrorTerminated(token, _) if token.is::<OverBudget>() => {
+                let used = token.clone().cast::<OverBudget>().0;
+                ScriptError::new(
+                    "memory_limit",
+                    format!(
+                        "held {} MiB, over its memory budget of {memory_mib} MiB",
+                        used.div_ceil(1 << 20)
+                    ),
+                    pos,
+                )
+            }
             EvalAltResult::ErrorTerminated(..) => ScriptError::new(
                 "timeout",
                 format!("ran longer than {} ms", timeout.as_millis()),
@@ -140,7 +160,7 @@ impl ScriptError {
                 ScriptError::new("data_too_large", format!("{what} is too large"), pos)
             }
             EvalAltResult::ErrorInFunctionCall(_, _, inner, _) => {
-                ScriptError::from_eval(inner, timeout)
+                ScriptError::from_eval(inner, timeout, memory_mib)
             }
             other => ScriptError::new("runtime", other.to_string(), pos),
         }
@@ -150,6 +170,41 @@ impl ScriptError {
 thread_local! {
     /// Deadline of the script run on this thread, read by the progress callback.
     static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// Memory budget of the script run on this thread, read by the progress callback;
+    /// `None` when no budget is armed.
+    static MEMORY_BUDGET: Cell<Option<MemoryBudget>> = const { Cell::new(None) };
+}
+
+/// A run's memory budget, in the terms of this thread's allocation counter.
+#[derive(Clone, Copy)]
+struct MemoryBudget {
+    /// The counter ([`memory::thread_allocated`]) when the run began.
+    start: isize,
+    /// Net bytes the run may hold.
+    limit: isize,
+}
+
+/// The token of a run stopped by its memory budget: the bytes it held then.
+#[derive(Clone)]
+struct OverBudget(usize);
+
+/// Arms the deadline and the memory budget of a run on this thread, and disarms both when
+/// dropped, including when the engine panics.
+struct RunGuard;
+
+impl RunGuard {
+    fn arm(deadline: Instant, memory: Option<MemoryBudget>) -> RunGuard {
+        DEADLINE.set(Some(deadline));
+        MEMORY_BUDGET.set(memory);
+        RunGuard
+    }
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        DEADLINE.set(None);
+        MEMORY_BUDGET.set(None);
+    }
 }
 
 /// The sandboxed Rhai engine with Vigil's host library. Shared by every script.
@@ -157,6 +212,8 @@ pub struct ScriptEngine {
     engine: Engine,
     limits: ScriptLimits,
     lists: Lists,
+    /// Whether the global allocator counts, so that `max_memory_mib` can be enforced.
+    memory_accounting: bool,
 }
 
 impl ScriptEngine {
@@ -181,6 +238,15 @@ impl ScriptEngine {
         // POST /api/v1/analyze (docs/benchmarks.md). Scripts gain little from interning.
         engine.set_max_strings_interned(0);
         engine.on_progress(|ops| {
+            // The memory budget is looked at on every operation (two thread-local reads):
+            // one operation can allocate up to `max_string_bytes` or a copy of a container,
+            // so checking less often would let a run overshoot by that much per skipped one.
+            if let Some(budget) = MEMORY_BUDGET.get() {
+                let held = memory::thread_allocated().wrapping_sub(budget.start);
+                if held > budget.limit {
+                    return Some(Dynamic::from(OverBudget(held.unsigned_abs())));
+                }
+            }
             // Checking the clock costs more than an operation: look every 256.
             if ops & 0xff != 0 {
                 return None;
@@ -199,11 +265,25 @@ impl ScriptEngine {
         // neither the operation count nor the deadline can stop it: shadowed by one that
         // fails.
         for_sleep(&mut engine);
+        let memory_accounting = memory::accounting_active();
+        if limits.max_memory_mib > 0 && !memory_accounting {
+            tracing::warn!(
+                "the global allocator does not count allocations: script runs have no \
+                 memory budget (scripts.max_memory_mib)"
+            );
+        }
         ScriptEngine {
             engine,
             limits,
             lists,
+            memory_accounting,
         }
+    }
+
+    /// Whether runs are held to `max_memory_mib`: the global allocator is a
+    /// [`CountingAlloc`] and the budget is not 0.
+    pub fn memory_accounting(&self) -> bool {
+        self.memory_accounting && self.limits.max_memory_mib > 0
     }
 
     /// The limits in force.
@@ -258,7 +338,12 @@ impl ScriptEngine {
         config: Dynamic,
         timeout: Duration,
     ) -> Result<Dynamic, ScriptError> {
-        DEADLINE.set(Some(Instant::now() + timeout));
+        let memory = self.memory_accounting().then(|| MemoryBudget {
+            start: memory::thread_allocated(),
+            limit: isize::try_from(self.limits.max_memory_mib.saturating_mul(1 << 20))
+                .unwrap_or(isize::MAX),
+        });
+        let guard = RunGuard::arm(Instant::now() + timeout, memory);
         let mut scope = rhai::Scope::new();
         let options = rhai::CallFnOptions::new()
             .eval_ast(false)
@@ -270,8 +355,10 @@ impl ScriptEngine {
             "analyze",
             (event, config),
         );
-        DEADLINE.set(None);
-        result.map_err(|e| ScriptError::from_eval(&e, timeout))
+        // The scope (everything the run still held) is freed before the budget is disarmed.
+        drop(scope);
+        drop(guard);
+        result.map_err(|e| ScriptError::from_eval(&e, timeout, self.limits.max_memory_mib))
     }
 }
 

@@ -22,9 +22,11 @@ use vigil_core::Role;
 use vigil_store::{SqliteOptions, SqliteStore, Store};
 
 /// mimalloc instead of glibc malloc: under bulk ingest, glibc's per-thread arenas held
-/// 200-300 MiB for ~70 MiB of live data (see docs/benchmarks.md).
+/// 200-300 MiB for ~70 MiB of live data (see docs/benchmarks.md). Wrapped to count each
+/// thread's net allocations, which is how script runs are held to `scripts.max_memory_mib`.
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: vigil_script::CountingAlloc<mimalloc::MiMalloc> =
+    vigil_script::CountingAlloc::new(mimalloc::MiMalloc);
 
 /// Vigil: AI-assisted security analysis back end.
 #[derive(Parser)]

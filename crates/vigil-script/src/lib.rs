@@ -20,6 +20,7 @@ mod host;
 mod manifest;
 mod memory;
 mod python;
+pub mod sandbox;
 mod set;
 
 pub use host::Lists;

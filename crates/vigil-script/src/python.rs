@@ -2,34 +2,30 @@
 //! `Start_Analysis(queue_instance, DATA)`, run out of process.
 //!
 //! Each Python script gets up to `workers_per_script` worker processes, started on demand
-//! and kept between runs. A worker is `python3 -I -S -B` running `python_driver.py`, with:
+//! and kept between runs. A worker is `python3 -I -S -B` running `python_driver.py` inside
+//! the OS sandbox of [`crate::sandbox`]: PID 1 of its own PID, mount, network, IPC and UTS
+//! namespaces, a root holding only the interpreter and its libraries read-only, a separate
+//! uid (`nobody` by default) when the server is root, resource limits (address space, CPU
+//! seconds, no file writes, no core dumps, few descriptors), Landlock where the kernel has
+//! it, and a seccomp filter (no sockets, no new processes, no exec, no signals but to
+//! itself). Its environment is empty.
 //!
-//! * an empty environment (no secrets from the server's) and `/` as working directory;
-//! * resource limits: address space, CPU seconds, no file writes (`RLIMIT_FSIZE` 0), no
-//!   core dumps, few file descriptors;
-//! * a separate uid (`nobody` by default) when the server runs as root;
-//! * its own, empty network namespace where the kernel lets an unprivileged process make
-//!   one (`unshare(CLONE_NEWUSER | CLONE_NEWNET)`); whether it got one is reported;
-//! * inside Python, an audit hook that refuses opening files outside the standard library,
-//!   sockets, subprocesses, signals and native code (a tripwire, not a boundary);
-//! * a wall-clock timeout per run, after which the worker's process group is killed and a
-//!   fresh worker is started for the next run.
+//! Inside Python, an audit hook refuses files, sockets, subprocesses and native code with
+//! a clear "vigil sandbox" error: a courtesy to script authors, not the boundary.
 //!
-//! What it does not give: a filesystem view of its own (a script that gets past the audit
-//! hook can read what its uid can read), a syscall filter, or a memory limit separate from
-//! address space. See `docs/scripts.md`.
+//! A wall-clock timeout bounds each run, after which the worker is killed (and with it,
+//! being PID 1 of its namespace, anything it started) and a fresh worker is started for the
+//! next run. See `docs/scripts.md`.
 
 use crate::ScriptError;
+use crate::sandbox::{Limits, Sandbox};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
-
-const DRIVER: &str = include_str!("python_driver.py");
 
 /// The `[scripts.python]` configuration section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,7 +33,9 @@ const DRIVER: &str = include_str!("python_driver.py");
 pub struct PythonConfig {
     /// Whether Python scripts may be loaded at all.
     pub enabled: bool,
-    /// The interpreter, an absolute path readable by `run_as_uid`.
+    /// The interpreter, an absolute path. The worker's sandbox exposes it (and its
+    /// libraries) read-only, so it may live where `run_as_uid` could not reach on the host
+    /// (a virtual environment under /root).
     pub interpreter: String,
     /// Worker processes per script, started on demand; runs beyond this wait.
     pub workers_per_script: usize,
@@ -51,10 +49,15 @@ pub struct PythonConfig {
     pub max_result_bytes: usize,
     /// The uid (and gid) workers run as when the server runs as root.
     pub run_as_uid: u32,
-    /// Give each worker an empty network namespace when the kernel allows it.
+    /// Kept so that older files still load: every worker now has an empty network
+    /// namespace and no socket calls as part of its sandbox, whatever this says.
     pub isolate_network: bool,
     /// How long a worker may take to start and load its script, in milliseconds.
     pub start_timeout_ms: u64,
+    /// Run Python scripts even when the kernel does not give the whole worker sandbox (a
+    /// PID, mount or network namespace, or seccomp is missing). Off: such a host refuses
+    /// Python scripts with an error that names what is missing.
+    pub allow_weak_sandbox: bool,
 }
 
 impl Default for PythonConfig {
@@ -70,6 +73,7 @@ impl Default for PythonConfig {
             run_as_uid: 65534,
             isolate_network: true,
             start_timeout_ms: 10_000,
+            allow_weak_sandbox: false,
         }
     }
 }
@@ -92,11 +96,12 @@ struct Worker {
 }
 
 impl Worker {
-    /// Kills the worker's whole process group and reaps it.
+    /// Kills the worker's supervisor (and so the worker, which dies with it, and whatever
+    /// the worker started, in its PID namespace) and reaps it.
     fn kill(mut self) {
         let pid = self.child.id() as i32;
-        // SAFETY: kill(2) on the group the worker leads (it called setsid); no memory is
-        // touched.
+        // SAFETY: kill(2) on the group the supervisor leads (it called setsid); no memory
+        // is touched.
         unsafe {
             libc::kill(-pid, libc::SIGKILL);
         }
@@ -142,6 +147,7 @@ pub(crate) struct PythonScript {
     name: Arc<str>,
     init_line: Vec<u8>,
     config: Arc<PythonConfig>,
+    sandbox: Arc<Sandbox>,
     pool: Mutex<Pool>,
     freed: Condvar,
     network: AtomicU8,
@@ -165,6 +171,7 @@ impl PythonScript {
                  `[scripts.python] enabled = true` (read docs/scripts.md on their isolation)",
             ));
         }
+        let sandbox = crate::sandbox::sandbox_for(&config)?;
         let mut init_line = serde_json::to_vec(&serde_json::json!({
             "name": name, "source": source, "config": script_config,
         }))
@@ -174,6 +181,7 @@ impl PythonScript {
             name: Arc::from(name),
             init_line,
             config,
+            sandbox,
             pool: Mutex::new(Pool::default()),
             freed: Condvar::new(),
             network: AtomicU8::new(NET_UNKNOWN),
@@ -199,35 +207,30 @@ impl PythonScript {
 
     fn spawn(&self) -> Result<Worker, ScriptError> {
         let cfg = &self.config;
-        let mut cmd = Command::new(&cfg.interpreter);
-        cmd.args(["-I", "-S", "-B", "-c", DRIVER])
-            .env_clear()
-            .current_dir("/")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
         let limits = Limits {
             address_space: cfg.memory_mb.saturating_mul(1 << 20),
             cpu_seconds: cfg.cpu_seconds,
-            // SAFETY: geteuid has no preconditions.
-            drop_to: (unsafe { libc::geteuid() } == 0).then_some(cfg.run_as_uid),
-            isolate_network: cfg.isolate_network,
+            nproc: self.sandbox.status.run_as_uid.is_some(),
         };
-        // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
-        // system calls (setsid, setrlimit, setgroups, setgid, setuid, unshare).
-        unsafe {
-            cmd.pre_exec(move || limits.apply());
-        }
-        let mut child = cmd.spawn().map_err(|e| {
+        let start_err = |e: String| {
             err(
                 "worker_start",
                 format!(
-                    "cannot start the Python interpreter `{}`: {e}; set \
-                     [scripts.python] interpreter to a Python 3 the worker uid can run",
+                    "cannot start the Python interpreter `{}`: {e}; set [scripts.python] \
+                     interpreter to a Python 3",
                     cfg.interpreter
                 ),
             )
-        })?;
+        };
+        let (mut cmd, report) = crate::sandbox::worker_command(&self.sandbox, limits)
+            .map_err(|e| start_err(e.to_string()))?;
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let spawned = cmd.spawn();
+        drop(cmd);
+        let mut child =
+            spawned.map_err(|e| start_err(report.describe().unwrap_or(e.to_string())))?;
         self.network
             .store(net_isolation(child.id()), Ordering::Relaxed);
         let mut stdin = child.stdin.take().expect("piped stdin");
@@ -513,68 +516,5 @@ fn net_isolation(pid: u32) -> u8 {
         (Ok(a), Ok(b)) if a != b => NET_ISOLATED,
         (Ok(_), Ok(_)) => NET_SHARED,
         _ => NET_UNKNOWN,
-    }
-}
-
-/// What a worker process does to itself before it executes Python.
-#[derive(Clone, Copy)]
-struct Limits {
-    address_space: u64,
-    cpu_seconds: u64,
-    drop_to: Option<u32>,
-    isolate_network: bool,
-}
-
-impl Limits {
-    /// Runs in the child between fork and exec: system calls only, no allocation.
-    fn apply(&self) -> std::io::Result<()> {
-        fn check(rc: libc::c_int) -> std::io::Result<()> {
-            if rc == 0 {
-                Ok(())
-            } else {
-                Err(std::io::Error::last_os_error())
-            }
-        }
-        #[cfg(target_env = "gnu")]
-        type Resource = libc::__rlimit_resource_t;
-        #[cfg(not(target_env = "gnu"))]
-        type Resource = libc::c_int;
-        fn limit(resource: Resource, value: u64) -> std::io::Result<()> {
-            let rl = libc::rlimit {
-                rlim_cur: value,
-                rlim_max: value,
-            };
-            // SAFETY: setrlimit reads the struct we pass.
-            check(unsafe { libc::setrlimit(resource, &rl) })
-        }
-        // SAFETY: plain system calls on the calling (child) process.
-        unsafe {
-            // Its own process group, so a kill reaches whatever it starts.
-            libc::setsid();
-        }
-        limit(libc::RLIMIT_AS, self.address_space)?;
-        limit(libc::RLIMIT_CPU, self.cpu_seconds)?;
-        limit(libc::RLIMIT_FSIZE, 0)?;
-        limit(libc::RLIMIT_CORE, 0)?;
-        limit(libc::RLIMIT_NOFILE, 64)?;
-        if let Some(uid) = self.drop_to {
-            // SAFETY: plain system calls; the order (groups, gid, uid) matters.
-            unsafe {
-                check(libc::setgroups(0, std::ptr::null()))?;
-                check(libc::setgid(uid))?;
-                check(libc::setuid(uid))?;
-            }
-            // A dedicated uid: its processes can be counted.
-            limit(libc::RLIMIT_NPROC, 4096)?;
-        }
-        if self.isolate_network {
-            // Best effort: refused where unprivileged user namespaces are off. Whether it
-            // worked is read back from /proc by the parent.
-            // SAFETY: unshare affects only this process.
-            unsafe {
-                libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET);
-            }
-        }
-        Ok(())
     }
 }

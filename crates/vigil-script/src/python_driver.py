@@ -1,15 +1,18 @@
 # Vigil's Python worker: runs one user script in the seed's contract,
 # `Start_Analysis(queue_instance, DATA)`, for events sent one per line on stdin.
 #
-# Started by the server as `python3 -I -S -B -c <this file>` with an empty
-# environment, resource limits, a separate uid when the server is root, and its own
-# network namespace where the kernel allows. This file is the in-process half of the
-# isolation: an audit hook (PEP 578) that refuses file, network, process and
-# native-code access. Audit hooks are NOT a security boundary on their own (a
-# determined script can get around them in CPython); the OS limits are.
+# Started by the server as `python3 -I -S -B -c <this file>` inside an OS sandbox
+# (crates/vigil-script/src/sandbox.rs): PID 1 of its own PID, mount, network and IPC
+# namespaces, a root that holds only the interpreter and its libraries (read-only), a
+# separate uid, resource limits, Landlock where the kernel has it, and a seccomp filter
+# (no sockets, no new processes, no exec, no signals but to itself). That is the
+# boundary. The audit hook below (PEP 578) only turns the common mistakes into a clear
+# "vigil sandbox: ..." error for the script's author; a script that switches it off
+# still meets the OS limits.
 #
 # Protocol (UTF-8 JSON, one object a line):
 #   server -> worker, first line: {"name": str, "source": str, "config": {...}}
+#                                 or {"discover": true} (see below)
 #   worker -> server: {"ready": true} or {"error": {...}}
 #   server -> worker, then: one event as compact JSON (passed as DATA: bytes)
 #   worker -> server: {"ok": {...}} | {"none": true} | {"error": {...}}
@@ -52,6 +55,23 @@ def _default(o):
 
 
 _init = json.loads(_stdin.readline())
+
+if _init.get("discover"):
+    # Which files the interpreter needs, for the server to build the sandbox's root (run
+    # once outside the sandbox, with no user code), and a check that it starts inside.
+    _maps = set()
+    try:
+        with open("/proc/self/maps") as _f:
+            for _l in _f:
+                _parts = _l.rstrip("\n").split(None, 5)
+                if len(_parts) == 6 and _parts[5].startswith("/") and " (deleted)" not in _parts[5]:
+                    _maps.add(_parts[5])
+    except OSError:
+        pass
+    _send({"discover": {"executable": sys.executable, "path": sys.path,
+                        "maps": sorted(_maps)}})
+    sys.exit(0)
+
 _name = _init["name"]
 _filename = f"<script {_name}>"
 
@@ -74,7 +94,7 @@ def _error(code, exc=None, message=None):
     return {"error": err}
 
 
-# The hook: only the standard library may be read, nothing else is reachable.
+# The hook: a friendly refusal of what the OS sandbox refuses anyway.
 _stdlib = tuple(
     os.path.realpath(p) + os.sep
     for p in {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}

@@ -16,6 +16,7 @@ mod incident;
 pub mod metric_names;
 pub mod ndjson;
 pub mod net_guard;
+pub mod strict_json;
 
 pub use event::{Event, EventError, FieldLookup, MAX_EVENT_ID_LEN};
 pub use finding::{Finding, FindingError, Severity, is_technique_id};

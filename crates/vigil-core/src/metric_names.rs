@@ -57,3 +57,75 @@ pub const INCIDENTS_OPENED: &str = "vigil_incidents_opened_total";
 pub const DELIVERIES: &str = "vigil_deliveries_total";
 /// Counter: deliveries postponed by their route's rate limit (label `route`).
 pub const DELIVERIES_RATE_LIMITED: &str = "vigil_deliveries_rate_limited_total";
+
+/// Most distinct values one label kind takes from data ([`bounded_label`]); later values
+/// are counted as `other`.
+pub const MAX_LABEL_VALUES: usize = 200;
+
+/// Longest label value taken from data, in bytes; longer values are counted as `other`.
+pub const MAX_LABEL_BYTES: usize = 64;
+
+/// A label value taken from data that users or clients control (analyzer and script names,
+/// protocol commands): the first [`MAX_LABEL_VALUES`] distinct values of each `kind` are
+/// kept, every later or over-long one is `other`, so that no input can grow `/metrics`
+/// without bound (issue 22: 7,000 distinct HTTP methods grew it to 850 MB).
+pub fn bounded_label(kind: &'static str, value: &str) -> String {
+    use std::collections::{HashMap, HashSet};
+    use std::sync::{Mutex, OnceLock};
+    static SEEN: OnceLock<Mutex<HashMap<&'static str, HashSet<String>>>> = OnceLock::new();
+    if value.is_empty() || value.len() > MAX_LABEL_BYTES {
+        return "other".into();
+    }
+    let mut seen = SEEN
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let set = seen.entry(kind).or_default();
+    if set.contains(value) {
+        return value.to_string();
+    }
+    if set.len() >= MAX_LABEL_VALUES {
+        return "other".into();
+    }
+    set.insert(value.to_string());
+    value.to_string()
+}
+
+/// The label of an HTTP method: one of the nine standard methods, else `other`.
+pub fn method_label(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "OPTIONS" => "OPTIONS",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_taken_from_data_are_bounded() {
+        for i in 0..MAX_LABEL_VALUES * 3 {
+            let v = bounded_label("test_kind", &format!("v{i}"));
+            if i < MAX_LABEL_VALUES {
+                assert_eq!(v, format!("v{i}"));
+            } else {
+                assert_eq!(v, "other");
+            }
+        }
+        // Values seen before keep their label.
+        assert_eq!(bounded_label("test_kind", "v1"), "v1");
+        assert_eq!(bounded_label("other_kind", &"x".repeat(65)), "other");
+        assert_eq!(method_label("GET"), "GET");
+        assert_eq!(method_label(&"A".repeat(8000)), "other");
+        assert_eq!(method_label("get"), "other");
+    }
+}

@@ -42,12 +42,23 @@ pub enum BatchError {
 
 /// Parses one JSON event from untrusted bytes.
 pub fn parse_event(bytes: &[u8], now: DateTime<Utc>) -> Result<Event, LineError> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| LineError {
-        line: 1,
-        code: "invalid_json",
-        message: format!("malformed JSON: {e}"),
-        field: None,
-    })?;
+    let value: Value =
+        crate::strict_json::from_slice(bytes).map_err(
+            |e| match crate::strict_json::duplicate_key(&e) {
+                Some(field) => LineError {
+                    line: 1,
+                    code: "invalid_event",
+                    message: format!("the key `{field}` appears twice; send each field once"),
+                    field: Some(field),
+                },
+                None => LineError {
+                    line: 1,
+                    code: "invalid_json",
+                    message: format!("malformed JSON: {e}"),
+                    field: None,
+                },
+            },
+        )?;
     Event::from_input(value, now).map_err(|e: EventError| LineError {
         line: 1,
         code: "invalid_event",

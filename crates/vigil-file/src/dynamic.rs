@@ -111,13 +111,15 @@ pub fn evidence(b: &Behaviour) -> (Vec<Evidence>, Option<String>) {
         );
     }
     let mut out = Vec::new();
-    if let Some((score, analyzer, summary)) = b.findings.first() {
+    // The reason names the strongest finding's analyzer and score, not its summary: the
+    // reason reaches agents, and a summary may quote another host's command line.
+    if let Some((score, analyzer, _summary)) = b.findings.first() {
         out.push(Evidence::new(
             "dynamic",
             score / 100.0,
             0.9,
             format!(
-                "{} finding(s) on its events; strongest: {summary} ({analyzer})",
+                "{} finding(s) on its events; strongest scored {score:.0} ({analyzer})",
                 b.findings.len()
             ),
         ));
@@ -195,7 +197,12 @@ mod tests {
         let (evidence, note) = evidence(&b);
         assert!(note.is_none());
         assert_eq!(evidence.len(), 3);
-        assert!(evidence[0].reason.contains("encoded PowerShell"));
+        assert!(
+            evidence[0]
+                .reason
+                .contains("strongest scored 80 (script:x)")
+        );
+        assert!(!evidence[0].reason.contains("encoded PowerShell"));
         let (none, note) = super::evidence(&Behaviour::default());
         assert!(none.is_empty() && note.unwrap().contains("no event"));
     }

@@ -405,6 +405,15 @@ impl Email {
                 return Err(err("email.username and email.password go together".into()));
             }
         };
+        if credentials.is_some() && matches!(e.tls, SmtpTls::None) {
+            // Issue 22: AUTH over plain text sends the password in clear to anyone on
+            // the path; allowed (a local relay), but never silently.
+            tracing::warn!(
+                route = %config.name,
+                host = %e.host,
+                "email.tls = \"none\" with a username and password: the SMTP password crosses the network in clear; use tls = \"starttls\" or \"tls\""
+            );
+        }
         let literal = e.host.parse::<std::net::IpAddr>().is_ok();
         Ok(Email {
             host: e.host.clone(),

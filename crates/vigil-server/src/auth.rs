@@ -121,6 +121,23 @@ pub struct Authenticator {
 struct Claims {
     sub: String,
     role: String,
+    /// Issued at (seconds since the epoch); checked against the clock like `exp`.
+    iat: Option<f64>,
+}
+
+/// Seconds of clock skew allowed on `exp`, `nbf` and `iat`.
+const JWT_LEEWAY_SECS: u64 = 30;
+
+/// The `alg` a JWT's header names, read without trusting anything else in it (for a clear
+/// refusal of `none` and of algorithms this server does not take).
+fn jwt_alg(token: &str) -> Option<String> {
+    use base64::Engine as _;
+    let header = token.split('.').next()?;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header.trim_end_matches('='))
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&raw).ok()?;
+    v.get("alg")?.as_str().map(str::to_string)
 }
 
 impl Authenticator {
@@ -128,7 +145,10 @@ impl Authenticator {
     pub fn new(config: &AuthConfig, store: Arc<dyn Store>) -> Result<Self, AuthConfigError> {
         let validation = |alg| {
             let mut v = Validation::new(alg);
-            v.leeway = 30;
+            v.leeway = JWT_LEEWAY_SECS;
+            // A token is not valid before its `nbf` (issue 22: one valid from an hour
+            // ahead was accepted); `iat` is checked after decoding.
+            v.validate_nbf = true;
             v.set_required_spec_claims(&["exp", "sub"]);
             if let Some(iss) = &config.jwt_issuer {
                 v.set_issuer(&[iss]);
@@ -212,10 +232,45 @@ impl Authenticator {
                 "not an API key (they start with `{API_KEY_PREFIX}`), and JWT is not configured on this server"
             )));
         }
+        let accepted: Vec<&str> = self
+            .jwt
+            .iter()
+            .map(|(_, v)| match v.algorithms.first() {
+                Some(Algorithm::RS256) => "RS256",
+                _ => "HS256",
+            })
+            .collect();
+        match jwt_alg(token) {
+            Some(alg) if alg.eq_ignore_ascii_case("none") => {
+                return Err(AppError::Unauthorized(format!(
+                    "invalid token: unsigned tokens (`alg: none`) are never accepted; sign it with {}",
+                    accepted.join(" or ")
+                )));
+            }
+            Some(alg) if !accepted.contains(&alg.as_str()) => {
+                return Err(AppError::Unauthorized(format!(
+                    "invalid token: algorithm `{}` is not accepted here; this server takes {}",
+                    alg.chars().take(16).collect::<String>(),
+                    accepted.join(" or ")
+                )));
+            }
+            _ => {}
+        }
         let mut last = None;
         for (key, validation) in &self.jwt {
             match jsonwebtoken::decode::<Claims>(token, key, validation) {
                 Ok(data) => {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs());
+                    if let Some(iat) = data.claims.iat
+                        && iat > (now + JWT_LEEWAY_SECS) as f64
+                    {
+                        return Err(AppError::Unauthorized(
+                            "invalid token: issued in the future (`iat`); check the issuer's clock"
+                                .into(),
+                        ));
+                    }
                     let role = data.claims.role.parse::<Role>().map_err(|e| {
                         AppError::Unauthorized(format!("invalid token: claim `role`: {e}"))
                     })?;
@@ -229,6 +284,10 @@ impl Authenticator {
         }
         let msg = match last.as_ref().map(|e| e.kind()) {
             Some(ErrorKind::ExpiredSignature) => "token expired".to_string(),
+            Some(ErrorKind::ImmatureSignature) => {
+                "invalid token: not valid yet (`nbf` is in the future)".into()
+            }
+            Some(ErrorKind::InvalidSignature) => "invalid token: bad signature".into(),
             Some(ErrorKind::InvalidIssuer) => "invalid token: wrong issuer".into(),
             Some(ErrorKind::InvalidAudience) => "invalid token: wrong audience".into(),
             Some(ErrorKind::MissingRequiredClaim(c)) => {

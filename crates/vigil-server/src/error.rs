@@ -54,6 +54,21 @@ pub enum AppError {
         /// Seconds to wait.
         retry_after_secs: u64,
     },
+    /// The request body stopped arriving (`408`).
+    #[error("{0}")]
+    RequestTimeout(String),
+    /// The body's encoding is not accepted (`415`).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// A per-credential or server-wide cap (WebSocket streams) is reached: `429` with
+    /// `Retry-After: 5`.
+    #[error("{message}")]
+    TooMany {
+        /// Stable code.
+        code: &'static str,
+        /// Which cap and how to get under it.
+        message: String,
+    },
     /// The server cannot serve this now (shutting down, store down).
     #[error("{0}")]
     Unavailable(String),
@@ -100,6 +115,13 @@ impl AppError {
                 (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", None)
             }
             AppError::Overloaded { .. } => (StatusCode::TOO_MANY_REQUESTS, "overloaded", None),
+            AppError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout", None),
+            AppError::UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                None,
+            ),
+            AppError::TooMany { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code, None),
             AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None),
             AppError::Shed(_) => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", None),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None),
@@ -163,7 +185,7 @@ impl IntoResponse for AppError {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
-            AppError::Unavailable(_) => {
+            AppError::Unavailable(_) | AppError::TooMany { .. } => {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(5u64));
             }

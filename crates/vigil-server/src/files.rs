@@ -96,6 +96,44 @@ pub struct FileAnswer {
     pub report: Value,
 }
 
+/// The report as an `agent` may read it (issue 22): the verdict, score, reasons, the
+/// static analysis of the bytes it sent and VirusTotal's answer, but of what Vigil observed
+/// on *other* hosts only counts: no host names, users, addresses, command lines or finding
+/// summaries. A sandbox report keeps its score, families and signature names, not the
+/// addresses and domains it contacted. Viewers read the full report with
+/// `GET /api/v1/files/{sha256}`.
+pub fn report_for_agent(mut report: Value) -> Value {
+    let len = |v: &Value| v.as_array().map_or(0, Vec::len);
+    if let Some(d) = report.get("dynamic").filter(|d| d.is_object()).cloned() {
+        let strongest = d["findings"]
+            .as_array()
+            .and_then(|f| f.first())
+            .and_then(|f| f.get(0))
+            .cloned()
+            .unwrap_or(Value::Null);
+        report["dynamic"] = json!({
+            "events": d["events"], "executions": d["executions"],
+            "hosts": len(&d["hosts"]), "connections": d["connections"],
+            "destinations": len(&d["destinations"]), "findings": len(&d["findings"]),
+            "strongest_finding_score": strongest,
+            "children": d["children"],
+            "redacted": "observations on other hosts are counted, not shown, to agent keys",
+        });
+    }
+    if let Some(s) = report.get("sandbox").filter(|s| s.is_object()).cloned() {
+        let names: Vec<Value> = s["signatures"]
+            .as_array()
+            .map(|l| l.iter().map(|x| x["name"].clone()).collect())
+            .unwrap_or_default();
+        report["sandbox"] = json!({
+            "sandbox": s["sandbox"], "score": s["score"], "families": s["families"],
+            "techniques": s["techniques"], "signatures": names, "dropped": s["dropped"],
+            "hosts": len(&s["hosts"]), "domains": len(&s["domains"]),
+        });
+    }
+    report
+}
+
 /// Parses a SHA-256 given as 64 hex characters or 32 raw bytes.
 pub fn parse_sha256(raw: &[u8]) -> Result<String, FileError> {
     match raw.len() {

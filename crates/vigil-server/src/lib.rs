@@ -9,9 +9,11 @@
 pub mod access;
 pub mod admission;
 pub mod auth;
+pub mod conn;
 mod console;
 mod error;
 pub mod files;
+pub mod http;
 pub mod jobs;
 pub mod logs;
 pub mod logsrc;
@@ -66,6 +68,27 @@ pub struct ServerConfig {
     /// MiB of request bodies in flight at once (by `Content-Length`); more are answered
     /// `503` at once. Bounds the memory buffered bodies take.
     pub max_in_flight_body_mib: u64,
+    /// Percent of `max_in_flight_body_mib` one credential may hold while it has another
+    /// body in flight (its first body always fits the budget); more are answered `429`.
+    pub max_body_share_percent: u8,
+    /// A request body that sends nothing for this many seconds is cut with `408`.
+    pub body_timeout_secs: u64,
+    /// Slowest average rate of a body, in KiB/s: a body of `n` KiB must arrive within
+    /// `body_timeout_secs + n / body_min_kib_per_sec` seconds, or it is cut with `408`.
+    pub body_min_kib_per_sec: u64,
+    /// Seconds for a whole request head; also how long a keep-alive connection may wait
+    /// idle for its next request.
+    pub header_timeout_secs: u64,
+    /// HTTP connections held at once; at the cap the longest-idle one is closed to make
+    /// room (when all are busy, the new one is). Lowered at start to fit the process's
+    /// file descriptor limit.
+    pub max_connections: usize,
+    /// HTTP connections held at once from one client address.
+    pub max_connections_per_ip: usize,
+    /// WebSocket streams open at once (findings, incidents, network scoring).
+    pub max_streams: usize,
+    /// WebSocket streams open at once with one credential.
+    pub max_streams_per_credential: usize,
 }
 
 impl Default for ServerConfig {
@@ -79,6 +102,14 @@ impl Default for ServerConfig {
             access_log: None,
             max_in_flight: 1024,
             max_in_flight_body_mib: 512,
+            max_body_share_percent: 25,
+            body_timeout_secs: 30,
+            body_min_kib_per_sec: 64,
+            header_timeout_secs: 10,
+            max_connections: 1024,
+            max_connections_per_ip: 256,
+            max_streams: 256,
+            max_streams_per_credential: 16,
         }
     }
 }
@@ -113,6 +144,44 @@ pub struct AppState {
     /// Sigma rules; `None` answers their routes with `503` (EVTX uploads still work). A
     /// server without rule folders has a service with no rules (`loaded: 0`).
     pub sigma: Option<Arc<sigma::SigmaService>>,
+    /// Open WebSocket streams, capped per credential and in all.
+    pub streams: Arc<stream::StreamSlots>,
+}
+
+impl ServerConfig {
+    /// The stream caps of this configuration, for [`AppState::streams`].
+    pub fn stream_slots(&self) -> Arc<stream::StreamSlots> {
+        stream::StreamSlots::new(self.max_streams, self.max_streams_per_credential)
+    }
+
+    /// The HTTP connection settings of this configuration.
+    pub fn http_limits(&self) -> http::HttpLimits {
+        http::HttpLimits {
+            header_timeout: std::time::Duration::from_secs(self.header_timeout_secs.max(1)),
+            conns: conn::ConnLimits {
+                max_total: self.max_connections,
+                max_per_ip: self.max_connections_per_ip,
+            },
+        }
+    }
+}
+
+/// A route's body limit, enforced with the body budget ([`admission::guard_body`]): the
+/// claim is checked against `limit` before anything is reserved or read.
+fn limited(
+    route: axum::routing::MethodRouter<AppState>,
+    admission: &Arc<admission::Admission>,
+    limit: usize,
+) -> axum::routing::MethodRouter<AppState> {
+    route
+        .layer::<_, std::convert::Infallible>(middleware::from_fn_with_state(
+            admission::BodyGuard {
+                admission: admission.clone(),
+                limit,
+            },
+            admission::guard_body,
+        ))
+        .layer(DefaultBodyLimit::max(limit))
 }
 
 /// The whole HTTP application; its access log goes to tracing only.
@@ -123,73 +192,108 @@ pub fn app(state: AppState) -> Router {
 /// The whole HTTP application, recording every call to `access_log`.
 pub fn app_with_access_log(state: AppState, access_log: access::AccessLog) -> Router {
     let cfg = state.config.clone();
+    let max_file_bytes = state
+        .files
+        .as_ref()
+        .map_or(64 << 20, |f| f.max_file_bytes());
+    let max_evtx_bytes = state
+        .sigma
+        .as_ref()
+        .map_or(sigma::SigmaConfig::default().max_evtx_bytes, |s| {
+            s.max_evtx_bytes()
+        });
+    let route_limits = [
+        cfg.max_event_bytes,
+        cfg.max_bulk_bytes,
+        max_file_bytes,
+        max_evtx_bytes,
+        files::MAX_SANDBOX_BYTES,
+        routes::network::BATCH_BODY_LIMIT,
+        routes::logs::DETECT_BODY_LIMIT,
+        routes::triage::TRIAGE_BODY_LIMIT,
+        JSON_BODY_LIMIT,
+    ];
+    let adm = Arc::new(admission::Admission::new(
+        cfg.max_in_flight,
+        admission::BodyBudget {
+            max_bytes: cfg.max_in_flight_body_mib.saturating_mul(1 << 20),
+            share_percent: cfg.max_body_share_percent,
+            max_route_bytes: route_limits.into_iter().max().unwrap_or(JSON_BODY_LIMIT) as u64,
+            timeout: std::time::Duration::from_secs(cfg.body_timeout_secs.max(1)),
+            min_bytes_per_sec: cfg.body_min_kib_per_sec.saturating_mul(1024),
+        },
+    ));
+    let group_guard = |limit: usize| {
+        middleware::from_fn_with_state(
+            admission::BodyGuard {
+                admission: adm.clone(),
+                limit,
+            },
+            admission::guard_body,
+        )
+    };
     let ingest = Router::new()
         .route(
             "/api/v1/events",
-            post(routes::events::post_event).layer(DefaultBodyLimit::max(cfg.max_event_bytes)),
+            limited(post(routes::events::post_event), &adm, cfg.max_event_bytes),
         )
         .route(
             "/api/v1/events/bulk",
-            post(routes::events::post_bulk).layer(DefaultBodyLimit::max(cfg.max_bulk_bytes)),
+            limited(post(routes::events::post_bulk), &adm, cfg.max_bulk_bytes),
         )
         .route(
             "/api/v1/agents",
-            post(routes::agents::register).layer(DefaultBodyLimit::max(JSON_BODY_LIMIT)),
+            limited(post(routes::agents::register), &adm, JSON_BODY_LIMIT),
         )
         .route(
             "/api/v1/agents/{id}/heartbeat",
-            post(routes::agents::heartbeat),
+            limited(post(routes::agents::heartbeat), &adm, JSON_BODY_LIMIT),
         )
         .route("/api/v1/jobs/{id}", get(routes::scripts::get_job))
         .route(
             "/api/v1/files",
-            post(routes::files::analyze_file).layer(DefaultBodyLimit::max(
-                state
-                    .files
-                    .as_ref()
-                    .map_or(64 << 20, |f| f.max_file_bytes()),
-            )),
+            limited(post(routes::files::analyze_file), &adm, max_file_bytes),
         )
         .route(
             "/api/v1/files/{sha256}/sandbox",
-            post(routes::files::add_sandbox_report)
-                .layer(DefaultBodyLimit::max(files::MAX_SANDBOX_BYTES)),
+            limited(
+                post(routes::files::add_sandbox_report),
+                &adm,
+                files::MAX_SANDBOX_BYTES,
+            ),
         )
         .route(
             "/api/v1/network/analyze",
-            post(routes::network::analyze)
-                .layer(DefaultBodyLimit::max(routes::network::RECORD_BODY_LIMIT)),
+            limited(
+                post(routes::network::analyze),
+                &adm,
+                routes::network::RECORD_BODY_LIMIT,
+            ),
         )
         .route(
             "/api/v1/network/analyze/batch",
-            post(routes::network::analyze_batch)
-                .layer(DefaultBodyLimit::max(routes::network::BATCH_BODY_LIMIT)),
+            limited(
+                post(routes::network::analyze_batch),
+                &adm,
+                routes::network::BATCH_BODY_LIMIT,
+            ),
         )
         .route("/api/v1/network/stream", get(routes::network::stream))
         .route(
             "/api/v1/logs/detect",
-            post(routes::logs::detect)
-                .layer(DefaultBodyLimit::max(routes::logs::DETECT_BODY_LIMIT)),
+            limited(
+                post(routes::logs::detect),
+                &adm,
+                routes::logs::DETECT_BODY_LIMIT,
+            ),
         )
         .route(
             "/api/v1/analyze",
-            post(routes::scripts::analyze).layer(DefaultBodyLimit::max(cfg.max_event_bytes)),
+            limited(post(routes::scripts::analyze), &adm, cfg.max_event_bytes),
         )
         .route(
             "/api/v1/evtx",
-            post(sigma::ingest_evtx).layer(DefaultBodyLimit::max(
-                state
-                    .sigma
-                    .as_ref()
-                    .map_or(sigma::SigmaConfig::default().max_evtx_bytes, |s| {
-                        s.max_evtx_bytes()
-                    }),
-            )),
-        )
-        .route(
-            "/api/v1/triage",
-            post(routes::triage::triage)
-                .layer(DefaultBodyLimit::max(routes::triage::TRIAGE_BODY_LIMIT)),
+            limited(post(sigma::ingest_evtx), &adm, max_evtx_bytes),
         )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -233,6 +337,16 @@ pub fn app_with_access_log(state: AppState, access_log: access::AccessLog) -> Ro
         .route("/api/v1/kb/search", get(routes::triage::kb_search))
         .route("/api/v1/activity", get(routes::read::activity))
         .route("/api/v1/sigma/rules", get(sigma::rules))
+        // Triage reads stored events and incidents through its tools: viewers and admins
+        // only, never agents (issue 22).
+        .route(
+            "/api/v1/triage",
+            limited(
+                post(routes::triage::triage),
+                &adm,
+                routes::triage::TRIAGE_BODY_LIMIT,
+            ),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_viewer,
@@ -272,6 +386,7 @@ pub fn app_with_access_log(state: AppState, access_log: access::AccessLog) -> Ro
             "/api/v1/assets/{id}",
             put(routes::triage::put_asset).delete(routes::triage::delete_asset),
         )
+        .route_layer(group_guard(JSON_BODY_LIMIT))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_admin,
@@ -299,6 +414,7 @@ pub fn app_with_access_log(state: AppState, access_log: access::AccessLog) -> Ro
         .route("/api/v1/scripts/trial", post(routes::scripts::trial_script))
         .route("/api/v1/lists/{name}", post(routes::scripts::put_list))
         .route("/api/v1/logs/train", post(routes::logs::train))
+        .route_layer(group_guard(cfg.max_bulk_bytes))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_admin,
@@ -328,14 +444,7 @@ pub fn app_with_access_log(state: AppState, access_log: access::AccessLog) -> Ro
         .merge(open)
         .fallback(routes::system::not_found)
         .method_not_allowed_fallback(routes::system::method_not_allowed)
-        .layer(middleware::from_fn_with_state(
-            Arc::new(admission::Admission::new(
-                cfg.max_in_flight,
-                cfg.max_in_flight_body_mib.saturating_mul(1 << 20),
-                cfg.max_bulk_bytes as u64,
-            )),
-            admission::admit,
-        ))
+        .layer(middleware::from_fn_with_state(adm, admission::admit))
         .layer(middleware::from_fn(telemetry::record_http))
         .layer(middleware::from_fn_with_state(access_log, access::record))
         .with_state(state)

@@ -38,8 +38,13 @@ pub struct LogSourcesConfig {
     pub syslog_udp: String,
     /// Syslog over TCP: address to listen on; empty turns it off.
     pub syslog_tcp: String,
-    /// Syslog TCP connections served at once.
+    /// Syslog TCP connections served at once; at the cap the sender quiet the longest is
+    /// closed to make room.
     pub max_connections: usize,
+    /// Syslog TCP connections held at once from one address.
+    pub max_connections_per_ip: usize,
+    /// Seconds a syslog TCP sender may stay quiet before its connection is closed.
+    pub idle_timeout_secs: u64,
     /// Most lines per ingest batch.
     pub batch: usize,
 }
@@ -53,6 +58,8 @@ impl Default for LogSourcesConfig {
             syslog_udp: String::new(),
             syslog_tcp: String::new(),
             max_connections: 256,
+            max_connections_per_ip: 64,
+            idle_timeout_secs: 600,
             batch: 1000,
         }
     }
@@ -218,6 +225,8 @@ async fn syslog_connection(
     stream: tokio::net::TcpStream,
     pipeline: Pipeline,
     stop: Arc<AtomicBool>,
+    slot: &crate::conn::ConnGuard,
+    idle: Duration,
 ) {
     let peer = stream.peer_addr().ok().map(|a| a.ip());
     let mut reader = BufReader::new(stream);
@@ -225,52 +234,22 @@ async fn syslog_connection(
     let mut batch = Vec::new();
     loop {
         frame.clear();
-        // Octet counting (`123 <34>…`) when the frame starts with a digit, else a line.
-        let first = match reader.fill_buf().await {
-            Ok([]) | Err(_) => break,
-            Ok(b) => b[0],
-        };
-        if first.is_ascii_digit() {
-            let mut len = Vec::new();
-            if (&mut reader)
-                .take(8)
-                .read_until(b' ', &mut len)
-                .await
-                .is_err()
-            {
-                break;
-            }
-            let Some(n) = std::str::from_utf8(&len)
-                .ok()
-                .and_then(|s| s.trim().parse::<usize>().ok())
-            else {
-                break;
-            };
-            if n > MAX_FRAME {
-                break;
-            }
-            frame.resize(n, 0);
-            if reader.read_exact(&mut frame).await.is_err() {
-                break;
-            }
-        } else {
-            match (&mut reader)
-                .take(MAX_FRAME as u64)
-                .read_until(b'\n', &mut frame)
-                .await
-            {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-            if frame.last() != Some(&b'\n') && frame.len() >= MAX_FRAME {
-                // Too long: keep the start, drop the rest of the line.
-                let mut rest = Vec::new();
-                let _ = (&mut reader)
-                    .take(16 << 20)
-                    .read_until(b'\n', &mut rest)
-                    .await;
-            }
+        // A sender quiet for `idle` is closed (it reconnects when it has something to
+        // say); a frame once begun must be complete within SYSLOG_FRAME_TIME.
+        match tokio::time::timeout(idle, reader.fill_buf()).await {
+            Ok(Ok([])) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(_)) => {}
         }
+        match tokio::time::timeout(
+            SYSLOG_FRAME_TIME,
+            read_syslog_frame(&mut reader, &mut frame),
+        )
+        .await
+        {
+            Ok(true) => {}
+            Ok(false) | Err(_) => break,
+        }
+        slot.touch();
         if let Some(e) = syslog_event(&frame, peer) {
             batch.push(e);
         }
@@ -289,28 +268,92 @@ async fn syslog_connection(
     }
 }
 
+/// Time to receive a whole syslog frame once its first byte arrived.
+const SYSLOG_FRAME_TIME: Duration = Duration::from_secs(30);
+
+/// Reads one frame (octet-counted or a line) into `frame`; false when the connection
+/// must close.
+async fn read_syslog_frame(
+    reader: &mut BufReader<tokio::net::TcpStream>,
+    frame: &mut Vec<u8>,
+) -> bool {
+    let mut reader = reader;
+    let first = match reader.fill_buf().await {
+        Ok([]) | Err(_) => return false,
+        Ok(b) => b[0],
+    };
+    if first.is_ascii_digit() {
+        let mut len = Vec::new();
+        if (&mut reader)
+            .take(8)
+            .read_until(b' ', &mut len)
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        let Some(n) = std::str::from_utf8(&len)
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+        else {
+            return false;
+        };
+        if n > MAX_FRAME {
+            return false;
+        }
+        frame.resize(n, 0);
+        if reader.read_exact(frame).await.is_err() {
+            return false;
+        }
+    } else {
+        match (&mut reader)
+            .take(MAX_FRAME as u64)
+            .read_until(b'\n', frame)
+            .await
+        {
+            Ok(0) | Err(_) => return false,
+            Ok(_) => {}
+        }
+        if frame.last() != Some(&b'\n') && frame.len() >= MAX_FRAME {
+            // Too long: keep the start, drop the rest of the line.
+            let mut rest = Vec::new();
+            let _ = (&mut reader)
+                .take(16 << 20)
+                .read_until(b'\n', &mut rest)
+                .await;
+        }
+    }
+    true
+}
+
 /// Accepts syslog TCP connections until `stop` is set.
+///
+/// Connections are capped in all and per address; at a cap the sender quiet the longest
+/// is closed to make room. A sender quiet for `idle` is closed.
 pub fn spawn_syslog_tcp(
     listener: tokio::net::TcpListener,
     pipeline: Pipeline,
-    max_connections: usize,
+    limits: crate::conn::ConnLimits,
+    idle: Duration,
     stop: Arc<AtomicBool>,
 ) -> tokio::task::JoinHandle<()> {
-    let permits = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
+    let tracker = crate::conn::ConnTracker::new("syslog_tcp", limits);
     tokio::spawn(async move {
         while !stop.load(Ordering::Relaxed) {
-            let Ok(Ok((stream, _))) =
+            let Ok(Ok((stream, peer))) =
                 tokio::time::timeout(Duration::from_millis(200), listener.accept()).await
             else {
                 continue;
             };
-            let Ok(permit) = permits.clone().try_acquire_owned() else {
-                continue; // Over the limit: the connection is closed.
+            let Ok(slot) = tracker.admit(peer.ip()) else {
+                continue; // Every connection is busy: this one is closed.
             };
             let (pipeline, stop) = (pipeline.clone(), stop.clone());
             tokio::spawn(async move {
-                syslog_connection(stream, pipeline, stop).await;
-                drop(permit);
+                tokio::select! {
+                    _ = syslog_connection(stream, pipeline, stop, &slot, idle) => {}
+                    _ = slot.evicted() => {}
+                }
             });
         }
     })

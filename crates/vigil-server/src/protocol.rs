@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use vigil_core::Role;
 use vigil_file::protocol::{self, Command, ErrorCode, Frame, FrameError};
 
@@ -32,9 +31,19 @@ pub struct ProtocolConfig {
     pub max_field_bytes: u64,
     /// Seconds allowed for each complete frame; then ERROR 8 and the connection closes.
     pub read_timeout_secs: u64,
-    /// Connections served at once; more get ERROR 7 and are closed.
+    /// Connections served at once; at the cap the oldest connection that has not
+    /// authenticated is closed to make room, and when every one has, the new one gets
+    /// ERROR 7 and is closed.
     pub max_connections: usize,
+    /// Connections held at once from one client address.
+    pub max_connections_per_ip: usize,
+    /// Seconds a new connection has to authenticate (its AUTH frame complete); then
+    /// ERROR 8 and the connection closes.
+    pub auth_timeout_secs: u64,
 }
+
+/// Largest field a frame may carry before AUTH: an API key or a JWT fits.
+pub const MAX_FIELD_BEFORE_AUTH: u64 = 16 * 1024;
 
 impl Default for ProtocolConfig {
     fn default() -> Self {
@@ -45,6 +54,8 @@ impl Default for ProtocolConfig {
             max_field_bytes: 64 << 20,
             read_timeout_secs: 30,
             max_connections: 256,
+            max_connections_per_ip: 64,
+            auth_timeout_secs: 5,
         }
     }
 }
@@ -83,7 +94,13 @@ pub async fn serve_with_access_log(
     if !state.config.require_auth {
         tracing::warn!("the file-analysis protocol accepts requests without authentication");
     }
-    let slots = Arc::new(Semaphore::new(state.config.max_connections));
+    let tracker = crate::conn::ConnTracker::new(
+        "protocol",
+        crate::conn::ConnLimits {
+            max_total: state.config.max_connections,
+            max_per_ip: state.config.max_connections_per_ip,
+        },
+    );
     tokio::pin!(shutdown);
     loop {
         let (mut stream, peer) = tokio::select! {
@@ -97,7 +114,7 @@ pub async fn serve_with_access_log(
                 }
             },
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
+        let Ok(slot) = tracker.admit(peer.ip()) else {
             if state.tls.is_some() {
                 // No handshake for a connection that would be refused anyway.
                 let log = Recorder {
@@ -136,15 +153,22 @@ pub async fn serve_with_access_log(
         };
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
-            let ended = match &state.tls {
-                None => connection(stream, &state, &log).await,
-                Some(acceptor) => match crate::tls::handshake(acceptor, stream, peer).await {
-                    None => Ok(()),
-                    Some(tls) => {
-                        log.tls_client = crate::tls::peer_cert(&tls);
-                        connection(tls, &state, &log).await
-                    }
-                },
+            let served = async {
+                match &state.tls {
+                    None => connection(stream, &state, &log, &slot).await,
+                    Some(acceptor) => match crate::tls::handshake(acceptor, stream, peer).await {
+                        None => Ok(()),
+                        Some(tls) => {
+                            log.tls_client = crate::tls::peer_cert(&tls);
+                            connection(tls, &state, &log, &slot).await
+                        }
+                    },
+                }
+            };
+            let ended = tokio::select! {
+                r = served => r,
+                // Closed to make room for another client (it had not authenticated).
+                _ = slot.evicted() => Ok(()),
             };
             if let Err(e) = ended {
                 tracing::debug!(%peer, error = %e, "protocol connection ended");
@@ -253,6 +277,7 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     state: &ProtocolState,
     log: &Recorder,
+    slot: &crate::conn::ConnGuard,
 ) -> std::io::Result<()> {
     let cfg = &state.config;
     let mut buf = Vec::new();
@@ -260,16 +285,29 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
         subject: "anonymous".into(),
         role: Role::Admin,
     });
-    let limit = Duration::from_secs(cfg.read_timeout_secs);
     loop {
+        // Before AUTH: a short time and a small frame (issue 22: idle unauthenticated
+        // sockets must not hold the listener).
+        let (secs, max_field) = if principal.is_some() {
+            (cfg.read_timeout_secs, cfg.max_field_bytes)
+        } else {
+            (
+                cfg.auth_timeout_secs,
+                cfg.max_field_bytes.min(MAX_FIELD_BEFORE_AUTH),
+            )
+        };
         let read = tokio::time::timeout(
-            limit,
-            read_frame(&mut stream, &mut buf, cfg.max_field_bytes),
+            Duration::from_secs(secs),
+            read_frame(&mut stream, &mut buf, max_field),
         );
         let frame = match read.await {
             Err(_) => {
                 let started = Instant::now();
-                let msg = format!("no complete frame within {} s", cfg.read_timeout_secs);
+                let msg = if principal.is_some() {
+                    format!("no complete frame within {secs} s")
+                } else {
+                    format!("no AUTH frame within {secs} s ([protocol] auth_timeout_secs)")
+                };
                 let reply = protocol::encode_error(ErrorCode::Timeout, &msg);
                 stream.write_all(&reply).await?;
                 let who = principal.as_ref();
@@ -287,6 +325,7 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
             }
             Ok(Ok(Read::Frame(f))) => f,
         };
+        slot.touch();
         let started = Instant::now();
         let bytes_in: usize = frame.fields.iter().map(Vec::len).sum();
         let name = match Command::from_u32(frame.command) {
@@ -303,6 +342,8 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
                     stream.write_all(&reply).await?;
                     log.record(Some(&p), &name, None, bytes_in, reply.len(), started);
                     principal = Some(p);
+                    // Authenticated: no longer closed to make room for others.
+                    slot.pin();
                     continue;
                 }
                 Err(msg) => {
@@ -337,7 +378,12 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
             ),
             Ok(req) => match state.files.analyze(req).await {
                 Ok(answer) => {
-                    let body = serde_json::to_vec(&answer.report).unwrap_or_default();
+                    let report = if who.role == Role::Agent {
+                        crate::files::report_for_agent(answer.report)
+                    } else {
+                        answer.report
+                    };
+                    let body = serde_json::to_vec(&report).unwrap_or_default();
                     let reply =
                         protocol::encode_verdict(answer.malicious, answer.score as f32, &body);
                     (reply, None)
@@ -348,7 +394,13 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
                 ),
             },
         };
-        metrics::counter!("vigil_protocol_requests_total", "command" => name.clone()).increment(1);
+        // Unknown command numbers share one label: the number comes from the client.
+        let label = if name.starts_with("unknown:") {
+            "unknown".to_string()
+        } else {
+            name.clone()
+        };
+        metrics::counter!("vigil_protocol_requests_total", "command" => label).increment(1);
         stream.write_all(&reply).await?;
         log.record(Some(who), &name, error, bytes_in, reply.len(), started);
     }

@@ -21,6 +21,81 @@ use vigil_core::{Finding, Severity};
 
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Caps on WebSocket subscribers (`/api/v1/stream`, `/api/v1/incidents/stream`,
+/// `/api/v1/network/stream`), per credential and in all (issue 22: 2,000 viewer streams
+/// took 244 MB). A stream holds its [`StreamSlot`] for its whole life.
+#[derive(Debug)]
+pub struct StreamSlots {
+    max_total: usize,
+    max_per_credential: usize,
+    held: std::sync::Mutex<(usize, std::collections::HashMap<String, usize>)>,
+}
+
+/// One open stream's place; dropping it frees the place.
+#[derive(Debug)]
+pub struct StreamSlot {
+    slots: Arc<StreamSlots>,
+    who: String,
+}
+
+impl StreamSlots {
+    /// At most `max_total` streams at once, `max_per_credential` of one credential.
+    pub fn new(max_total: usize, max_per_credential: usize) -> Arc<StreamSlots> {
+        Arc::new(StreamSlots {
+            max_total,
+            max_per_credential,
+            held: Default::default(),
+        })
+    }
+
+    /// Streams open now.
+    pub fn open(&self) -> usize {
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).0
+    }
+
+    /// A place for a stream of `who` (a principal's subject), or the refusal to answer.
+    pub fn acquire(self: &Arc<Self>, who: &str) -> Result<StreamSlot, AppError> {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if held.0 >= self.max_total {
+            return Err(AppError::TooMany {
+                code: "too_many_streams",
+                message: format!(
+                    "{} streams are open on this server, its limit ([server] max_streams); retry later",
+                    self.max_total
+                ),
+            });
+        }
+        let mine = held.1.get(who).copied().unwrap_or(0);
+        if mine >= self.max_per_credential {
+            return Err(AppError::TooMany {
+                code: "too_many_streams",
+                message: format!(
+                    "this credential has {mine} streams open, its limit ([server] max_streams_per_credential); close one first"
+                ),
+            });
+        }
+        held.0 += 1;
+        *held.1.entry(who.to_string()).or_default() += 1;
+        Ok(StreamSlot {
+            slots: self.clone(),
+            who: who.to_string(),
+        })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut held = self.slots.held.lock().unwrap_or_else(|e| e.into_inner());
+        held.0 = held.0.saturating_sub(1);
+        if let Some(n) = held.1.get_mut(&self.who) {
+            *n -= 1;
+            if *n == 0 {
+                held.1.remove(&self.who);
+            }
+        }
+    }
+}
+
 /// Close code for a subscriber dropped for falling behind (policy violation).
 pub const CLOSE_SLOW_CONSUMER: u16 = 1008;
 
@@ -57,6 +132,7 @@ impl Filter {
 /// Upgrades to a WebSocket and streams findings.
 pub async fn stream(
     State(state): State<AppState>,
+    axum::Extension(who): axum::Extension<crate::auth::Principal>,
     params: Result<Query<StreamParams>, QueryRejection>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, AppError> {
@@ -73,8 +149,12 @@ pub async fn stream(
         min_severity,
         host: p.host,
     };
+    let slot = state.streams.acquire(&who.subject)?;
     let rx = state.pipeline.subscribe();
-    Ok(ws.on_upgrade(move |socket| run(socket, rx, filter)))
+    Ok(ws.on_upgrade(move |socket| async move {
+        run(socket, rx, filter).await;
+        drop(slot);
+    }))
 }
 
 async fn run(mut socket: WebSocket, mut rx: broadcast::Receiver<Arc<Finding>>, filter: Filter) {

@@ -28,9 +28,13 @@ pub fn builder() -> Result<PrometheusBuilder, BuildError> {
 
 /// Middleware: counts responses by method, route template and status, and times requests.
 /// Each call is logged by the access log ([`crate::access`]), not here.
+///
+/// Every label is bounded whatever clients send: a method outside the nine standard ones
+/// is `other`, the route is a template of the route table or `unmatched` (never the path),
+/// and the status is a number below 1000.
 pub async fn record_http(req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = req.method().as_str().to_string();
+    let method = m::method_label(req.method().as_str());
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -38,7 +42,7 @@ pub async fn record_http(req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
     let status = resp.status().as_u16();
     let elapsed = started.elapsed();
-    metrics::counter!(m::HTTP_RESPONSES, "method" => method.clone(), "route" => route.clone(),
+    metrics::counter!(m::HTTP_RESPONSES, "method" => method, "route" => route.clone(),
         "status" => status.to_string())
     .increment(1);
     metrics::histogram!(m::HTTP_SECONDS, "method" => method, "route" => route)

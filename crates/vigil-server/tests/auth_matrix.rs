@@ -71,8 +71,8 @@ const TABLE: &[(&str, &str, Need, bool)] = &[
     ("post", "/api/v1/logs/detect", Agent, true),
     ("post", "/api/v1/analyze", Agent, true),
     ("post", "/api/v1/evtx", Agent, true),
-    ("post", "/api/v1/triage", Agent, true),
-    // read (require_viewer)
+    // read (require_viewer); triage reads stored events and incidents through its tools
+    ("post", "/api/v1/triage", Viewer, true),
     ("get", "/api/v1/events", Viewer, true),
     ("get", "/api/v1/events/{id}", Viewer, true),
     ("get", "/api/v1/findings", Viewer, true),

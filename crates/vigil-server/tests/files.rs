@@ -264,9 +264,23 @@ async fn every_command() {
     );
     let why = report["explanation"].to_string();
     assert!(
-        why.contains("alert dropper ran") && why.contains("started powershell.exe"),
+        why.contains("(test:alert)") && why.contains("started powershell.exe"),
         "{why}"
     );
+    // Issue 22: an agent's report counts what other hosts saw but names none of it: no
+    // host, no finding summary (it may quote a command line).
+    let text = report.to_string();
+    assert!(
+        !text.contains("pc-1") && !text.contains("alert dropper ran"),
+        "{text}"
+    );
+    assert_eq!(report["dynamic"]["hosts"], 1);
+    assert_eq!(report["dynamic"]["findings"], 1);
+    // An admin's report over the protocol is whole.
+    let mut admin = connect(&addr, Some(&h.admin)).await;
+    let (_, _, full) = verdict(ask(&mut admin, 2, &[b"", dropper.as_bytes(), b""]).await);
+    assert_eq!(full["dynamic"]["hosts"], serde_json::json!(["pc-1"]));
+    assert!(full.to_string().contains("alert dropper ran"), "{full}");
     // 5 dynamic + VirusTotal, and 6 all.
     let (_, _, report) = verdict(ask(&mut s, 5, &[b"", dropper.as_bytes(), b"good"]).await);
     assert!(report["virustotal"]["engines"] == 70 && report["dynamic"]["events"] == 2);

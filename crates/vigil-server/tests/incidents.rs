@@ -549,14 +549,16 @@ async fn incidents_at_or_above_the_severity_are_triaged_automatically() {
         )
         .await;
     assert_eq!(r.body["reports"].as_array().unwrap().len(), 0, "{}", r.text);
-    // An incident can be triaged on demand.
+    // An incident can be triaged on demand, by a viewer; an agent key reads no incident
+    // through triage (issue 22: it answered the incident JSON `GET` refuses).
+    let body = serde_json::to_vec(&json!({"incident_id": low_id})).unwrap();
     let r = h
-        .call(
-            "POST",
-            "/api/v1/triage",
-            Some(&h.agent),
-            serde_json::to_vec(&json!({"incident_id": low_id})).unwrap(),
-        )
+        .call("POST", "/api/v1/triage", Some(&h.agent), body.clone())
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert!(!r.text.contains("lab-2"), "{}", r.text);
+    let r = h
+        .call("POST", "/api/v1/triage", Some(&h.viewer), body)
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
 }

@@ -59,6 +59,9 @@ pub struct Config {
     pub opensearch: vigil_opensearch::OpenSearchConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The file this configuration was read from, if any (not a setting).
+    #[serde(skip)]
+    pub source_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -85,6 +88,7 @@ impl Default for Config {
             kafka: vigil_kafka::KafkaConfig::default(),
             opensearch: vigil_opensearch::OpenSearchConfig::default(),
             log: LogConfig::default(),
+            source_file: None,
         }
     }
 }
@@ -216,8 +220,10 @@ impl Config {
         let origin = file.map_or("defaults and environment".to_string(), |p| {
             format!("config file {} (with environment overrides)", p.display())
         });
-        Config::deserialize(toml::Value::Table(table))
-            .map_err(|e| anyhow::anyhow!("{origin}: {}", e.to_string().trim()))
+        let mut config = Config::deserialize(toml::Value::Table(table))
+            .map_err(|e| anyhow::anyhow!("{origin}: {}", e.to_string().trim()))?;
+        config.source_file = file.map(Path::to_path_buf);
+        Ok(config)
     }
 
     /// The effective configuration as TOML, secrets redacted.

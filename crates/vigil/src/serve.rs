@@ -24,8 +24,12 @@ fn init_logging(config: &Config) {
 }
 
 /// Runs the server until SIGINT or SIGTERM, then drains in-flight work.
-pub async fn serve(config: Config) -> Result<()> {
+pub async fn serve(mut config: Config) -> Result<()> {
     init_logging(&config);
+    if let Some(path) = &config.source_file {
+        warn_if_secrets_readable(path);
+    }
+    let http_limits = fit_connection_caps(&mut config);
     let metrics = vigil_server::telemetry::install_recorder()
         .context("cannot install the Prometheus recorder")?;
     let sqlite = Arc::new(crate::open_store(&config)?);
@@ -66,6 +70,15 @@ pub async fn serve(config: Config) -> Result<()> {
         );
     }
     let auth = Authenticator::new(&config.auth, store.clone())?;
+    if config.scripts.python.enabled {
+        // Python workers run in an OS sandbox: its layers are logged, and a host that lacks
+        // a required one refuses to start unless the operator accepts weaker isolation.
+        match vigil_script::sandbox::status(&config.scripts.python) {
+            Ok(_) => {}
+            Err(e) if e.code == "python_sandbox" => anyhow::bail!("{e} (fix [scripts.python])"),
+            Err(e) => tracing::error!(error = %e, "Python scripts cannot run"),
+        }
+    }
 
     let scripts = Arc::new(vigil_script::ScriptSet::new(Arc::new(
         vigil_script::ScriptEngine::new(config.scripts.clone(), vigil_script::Lists::default()),
@@ -284,6 +297,7 @@ pub async fn serve(config: Config) -> Result<()> {
         auth: auth.clone(),
         metrics: Some(metrics),
         config: Arc::new(config.server.clone()),
+        streams: config.server.stream_slots(),
         scripts,
         jobs: Default::default(),
         files: Some(files.clone()),
@@ -366,24 +380,16 @@ pub async fn serve(config: Config) -> Result<()> {
     };
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let app = vigil_server::app_with_access_log(state, access_log)
-        .into_make_service_with_connect_info::<vigil_server::tls::Peer>();
+    let app = vigil_server::app_with_access_log(state, access_log);
     let stopped = async move {
         let _ = stop_rx.await;
     };
+    let limits = http_limits;
     let server = match tls {
-        None => tokio::spawn(
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stopped)
-                .into_future(),
-        ),
+        None => tokio::spawn(vigil_server::http::serve(listener, app, limits, stopped)),
         Some(t) => {
             let listener = vigil_server::tls::TlsListener::new(listener, t.http)?;
-            tokio::spawn(
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(stopped)
-                    .into_future(),
-            )
+            tokio::spawn(vigil_server::http::serve(listener, app, limits, stopped))
         }
     };
     shutdown_signal().await;
@@ -395,8 +401,7 @@ pub async fn serve(config: Config) -> Result<()> {
     }
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
     match tokio::time::timeout(grace, server).await {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => tracing::error!(error = %e, "server error"),
+        Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
         Err(_) => tracing::warn!("open connections did not finish in time"),
     }
@@ -491,7 +496,11 @@ async fn start_log_sources(
         handles.push(logsrc::spawn_syslog_tcp(
             listener,
             pipeline.clone(),
-            c.max_connections,
+            vigil_server::conn::ConnLimits {
+                max_total: c.max_connections,
+                max_per_ip: c.max_connections_per_ip,
+            },
+            Duration::from_secs(c.idle_timeout_secs.max(1)),
             stop.clone(),
         ));
     }
@@ -516,5 +525,112 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+/// Setting names whose values are secrets when written in the file itself (not as `env:`).
+const SECRET_KEYS: [&str; 6] = [
+    "secret",
+    "password",
+    "api_key",
+    "token",
+    "webhook_url",
+    "url",
+];
+
+/// Warns when the config file can be read by other users and holds a secret in clear
+/// (issue 22: a worker read a world-readable config with the JWT secret).
+fn warn_if_secrets_readable(path: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = std::fs::metadata(path) else {
+            return;
+        };
+        let mode = meta.permissions().mode();
+        if mode & 0o004 == 0 {
+            return;
+        }
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return;
+        };
+        if let Some(name) = secret_in_clear(&text) {
+            tracing::warn!(
+                file = %path.display(),
+                mode = format!("{:o}", mode & 0o777),
+                setting = name,
+                "the config file can be read by every user and holds a secret in clear; run chmod 600 on it, or move the value to an environment variable (`env:NAME`)"
+            );
+        }
+    }
+}
+
+/// The first setting of `toml` that looks like a secret written in clear.
+fn secret_in_clear(toml: &str) -> Option<String> {
+    toml.lines().find_map(|line| {
+        let (name, value) = line.split_once('=')?;
+        let name = name.trim();
+        let value = value.trim().trim_matches('"').trim_matches('\'');
+        let secret = SECRET_KEYS
+            .iter()
+            .any(|k| name == *k || name.ends_with(&format!("_{k}")));
+        let url_with_credentials = name.ends_with("url") && value.contains('@');
+        let plain = !value.is_empty() && !value.starts_with("env:");
+        let url_like = name == "url" || name.ends_with("_url");
+        (secret && plain && (!url_like || url_with_credentials || name == "webhook_url"))
+            .then(|| name.to_string())
+    })
+}
+
+/// Lowers the listeners' connection caps to fit the open-file limit (raised to its hard
+/// limit first), so that idle sockets cannot exhaust descriptors: 60% of what is left after
+/// [`vigil_server::conn::FD_RESERVE`] for HTTP, 20% each for the protocol and syslog TCP.
+fn fit_connection_caps(config: &mut Config) -> vigil_server::http::HttpLimits {
+    let soft = vigil_server::conn::raise_fd_limit();
+    let room = soft.saturating_sub(vigil_server::conn::FD_RESERVE).max(16) as usize;
+    let fit = |what: &str, cap: &mut usize, share: usize| {
+        let most = (room * share / 100).max(4);
+        if *cap > most {
+            tracing::warn!(
+                listener = what,
+                configured = *cap,
+                lowered_to = most,
+                open_file_limit = soft,
+                "connection cap lowered to fit the open-file limit (raise `ulimit -n` to keep it)"
+            );
+            *cap = most;
+        }
+    };
+    fit("http", &mut config.server.max_connections, 60);
+    config.server.max_connections_per_ip = config
+        .server
+        .max_connections_per_ip
+        .min(config.server.max_connections);
+    fit("protocol", &mut config.protocol.max_connections, 20);
+    fit("syslog_tcp", &mut config.log_sources.max_connections, 20);
+    config.server.http_limits()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_in_clear_are_found_and_env_references_are_not() {
+        assert_eq!(
+            secret_in_clear("[auth]\njwt_hs256_secret = \"abc\"\n").as_deref(),
+            Some("jwt_hs256_secret")
+        );
+        assert_eq!(secret_in_clear("jwt_hs256_secret = \"env:JWT\"\n"), None);
+        assert_eq!(secret_in_clear("url = \"http://127.0.0.1:9200\"\n"), None);
+        assert_eq!(
+            secret_in_clear("url = \"postgresql://u:p@db/x\"\n").as_deref(),
+            Some("url")
+        );
+        assert_eq!(
+            secret_in_clear("smtp_password = \"hunter2\"\n").as_deref(),
+            Some("smtp_password")
+        );
+        assert_eq!(secret_in_clear("listen = \"127.0.0.1:8080\"\n"), None);
     }
 }

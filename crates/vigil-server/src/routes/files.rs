@@ -199,9 +199,14 @@ pub async fn add_sandbox_report(
         .map_err(|e| AppError::field("sha256", e.to_string()))?;
     if body.is_empty() {
         return Err(AppError::bad(
-            "bad_request",
+            "empty_body",
             "send the sandbox's report.json as the request body",
         ));
     }
-    Ok(Json(files.add_sandbox_report(&sha, &body).await?))
+    match files.add_sandbox_report(&sha, &body).await {
+        Ok(v) => Ok(Json(v)),
+        // Not JSON, not a CAPE/Cuckoo report, or a report of another file.
+        Err(FileError::BadRequest(m)) => Err(AppError::bad("invalid_report", m)),
+        Err(e) => Err(e.into()),
+    }
 }

@@ -79,11 +79,12 @@ pub struct StreamParams {
 /// `GET /api/v1/incidents/stream`: incident events over a WebSocket.
 pub async fn stream(
     State(state): State<AppState>,
+    axum::Extension(who): axum::Extension<crate::auth::Principal>,
     params: Result<Query<StreamParams>, QueryRejection>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, AppError> {
     let Query(_) = params?;
-    let rx = service(&state)?.subscribe();
+    let incidents = service(&state)?;
     let ws = ws.map_err(|_| {
         AppError::bad(
             "websocket_required",
@@ -91,7 +92,12 @@ pub async fn stream(
              `Upgrade: websocket`",
         )
     })?;
-    Ok(ws.on_upgrade(move |socket| run(socket, rx)))
+    let slot = state.streams.acquire(&who.subject)?;
+    let rx = incidents.subscribe();
+    Ok(ws.on_upgrade(move |socket| async move {
+        run(socket, rx).await;
+        drop(slot);
+    }))
 }
 
 async fn run(mut socket: WebSocket, mut rx: broadcast::Receiver<Arc<IncidentEvent>>) {

@@ -139,6 +139,7 @@ pub async fn analyze_batch(
 /// `{"result": …}` (or `{"results": [...]}`) or `{"error": …}` for each message.
 pub async fn stream(
     State(state): State<AppState>,
+    axum::Extension(who): axum::Extension<crate::auth::Principal>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, AppError> {
     let net = service(&state)?.clone();
@@ -148,9 +149,13 @@ pub async fn stream(
             "this endpoint scores records over a WebSocket: connect with `Upgrade: websocket`",
         )
     })?;
+    let slot = state.streams.acquire(&who.subject)?;
     Ok(ws
         .max_message_size(BATCH_BODY_LIMIT)
-        .on_upgrade(move |socket| run_stream(socket, net)))
+        .on_upgrade(move |socket| async move {
+            run_stream(socket, net).await;
+            drop(slot);
+        }))
 }
 
 async fn answer(net: &Arc<NetService>, text: &str) -> Value {

@@ -395,6 +395,7 @@ pub struct AnalyzeParams {
 /// once, and `GET /api/v1/jobs/{id}` gives the same body when done.
 pub async fn analyze(
     State(state): State<AppState>,
+    axum::Extension(who): axum::Extension<crate::auth::Principal>,
     params: Result<axum::extract::Query<AnalyzeParams>, axum::extract::rejection::QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AppError> {
@@ -415,13 +416,16 @@ pub async fn analyze(
         retry_after_secs: 1,
     };
     if params.run_async {
-        let id = state.jobs.start().ok_or_else(|| AppError::Overloaded {
-            message: format!(
-                "{} analysis jobs are held already; retry later",
-                crate::jobs::MAX_JOBS
-            ),
-            retry_after_secs: 5,
-        })?;
+        let id = state
+            .jobs
+            .start(&who.subject)
+            .ok_or_else(|| AppError::Overloaded {
+                message: format!(
+                    "{} analysis jobs are held already; retry later",
+                    crate::jobs::MAX_JOBS
+                ),
+                retry_after_secs: 5,
+            })?;
         let rx = match state.scripts.submit(event) {
             Ok(rx) => rx,
             Err(e) => {
@@ -455,9 +459,11 @@ pub async fn analyze(
 /// `GET /api/v1/jobs/{id}`: `{"status": "pending"}`, or `"done"` with the analysis.
 pub async fn get_job(
     State(state): State<AppState>,
+    axum::Extension(who): axum::Extension<crate::auth::Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, AppError> {
-    match state.jobs.get(&id) {
+    let owner = (who.role != vigil_core::Role::Admin).then_some(who.subject.as_str());
+    match state.jobs.get(&id, owner) {
         None => Err(AppError::NotFound(format!(
             "no job `{id}` (unknown, or finished over 10 minutes ago)"
         ))),

@@ -114,6 +114,7 @@ pub async fn harness_full(
         store,
         pipeline: pipe,
         metrics: None,
+        streams: server.stream_slots(),
         config: Arc::new(server),
         scripts,
         jobs: Default::default(),

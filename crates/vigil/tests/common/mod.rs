@@ -102,8 +102,26 @@ impl Server {
     }
 
     /// Starts `vigil serve` as `options` say.
+    ///
+    /// `VIGIL_TEST_NOFILE=N` among the variables starts it under an open-file limit of `N`
+    /// (soft and hard, through util-linux's `prlimit`).
     pub fn start_with(data_dir: &Path, options: Options) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        let nofile = options
+            .env
+            .iter()
+            .find(|(k, _)| *k == "VIGIL_TEST_NOFILE")
+            .map(|(_, v)| v.to_string());
+        let mut command = match &nofile {
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}"))
+                    .arg("--")
+                    .arg(env!("CARGO_BIN_EXE_vigil"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_vigil")),
+        };
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .envs(options.env.iter().copied())

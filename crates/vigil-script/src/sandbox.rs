@@ -830,7 +830,7 @@ fn prepare(config: &PythonConfig, found: &Found, layers: Layers) -> Result<Prepa
         .collect();
     // The filter allows exactly this execve: the pointer to the path (the same address in
     // the forked child) is part of it.
-    let filter = seccomp_filter(exec_path.as_ptr() as u64);
+    let filter = seccomp_filter(exec_path.as_ptr() as u64, layers.namespaces);
     Ok(Prepared {
         layers,
         unshare_flags,
@@ -1008,7 +1008,9 @@ const OFF_ARG0_HI: u32 = 20;
 
 /// The worker's filter. `exec_ptr`: the address of the interpreter path the worker passes
 /// to its one allowed `execve`.
-fn seccomp_filter(exec_ptr: u64) -> Vec<libc::sock_filter> {
+/// `pid_ns`: the worker is PID 1 of its own PID namespace, so `kill(1, …)` is itself;
+/// without one (weak mode) it may signal nothing.
+fn seccomp_filter(exec_ptr: u64, pid_ns: bool) -> Vec<libc::sock_filter> {
     let nr = |n: libc::c_long| n as u32;
     let mut f = vec![
         // Another ABI (i386 via int 0x80, x32) would bypass the numbers below: kill.
@@ -1036,12 +1038,14 @@ fn seccomp_filter(exec_ptr: u64) -> Vec<libc::sock_filter> {
         stmt(RET, RET_EPERM),
     ]);
     // Signals to itself only (PID 1 of its namespace).
+    let own_pid = if pid_ns { 1 } else { 0 };
     for call in [libc::SYS_kill, libc::SYS_tgkill] {
         f.extend([
             jump(JEQ, nr(call), 0, 4),
             stmt(LD_ABS, OFF_ARG0_LO),
-            jump(JEQ, 1, 0, 1),
-            stmt(RET, RET_ALLOW),
+            // pid 0 is the caller's process group: never allowed, so 0 means "none".
+            jump(JEQ, own_pid, 0, 1),
+            stmt(RET, if pid_ns { RET_ALLOW } else { RET_EPERM }),
             stmt(RET, RET_EPERM),
         ]);
     }
@@ -1688,11 +1692,88 @@ mod tests {
 
     #[test]
     fn the_filter_checks_the_architecture_first_and_allows_by_default() {
-        let f = seccomp_filter(0x1234_5678_9abc);
+        let f = seccomp_filter(0x1234_5678_9abc, true);
         assert_eq!(f[0].k, OFF_ARCH);
         assert_eq!(f[1].k, AUDIT_ARCH);
         assert_eq!(f[2].k, RET_KILL);
         assert_eq!(f.last().unwrap().k, RET_ALLOW);
         assert!(f.len() < 4096, "BPF programs are at most 4096 instructions");
+    }
+
+    /// Runs the classic-BPF subset the filter uses on one `seccomp_data`.
+    fn eval(f: &[libc::sock_filter], arch: u32, nr: libc::c_long, arg0: u64) -> u32 {
+        let word = |off: u32| match off {
+            OFF_NR => nr as u32,
+            OFF_ARCH => arch,
+            OFF_ARG0_LO => arg0 as u32,
+            OFF_ARG0_HI => (arg0 >> 32) as u32,
+            other => panic!("load at {other}"),
+        };
+        let (mut pc, mut acc) = (0usize, 0u32);
+        loop {
+            let i = f[pc];
+            match i.code {
+                LD_ABS => acc = word(i.k),
+                RET => return i.k,
+                JEQ | JGE | JSET => {
+                    let taken = match i.code {
+                        JEQ => acc == i.k,
+                        JGE => acc >= i.k,
+                        _ => acc & i.k != 0,
+                    };
+                    pc += usize::from(if taken { i.jt } else { i.jf });
+                }
+                other => panic!("opcode {other:#x}"),
+            }
+            pc += 1;
+        }
+    }
+
+    #[test]
+    fn the_filter_refuses_what_it_must_and_lets_python_work() {
+        let exec = 0x7f00_1234_5678u64;
+        let f = seccomp_filter(exec, true);
+        let run = |nr, arg0| eval(&f, AUDIT_ARCH, nr, arg0);
+        for nr in [
+            libc::SYS_socket,
+            libc::SYS_socketpair,
+            libc::SYS_connect,
+            libc::SYS_ptrace,
+        ] {
+            assert_eq!(run(nr, 0), RET_EPERM, "{nr}");
+        }
+        assert_eq!(run(libc::SYS_mount, 0), RET_EPERM);
+        assert_eq!(run(libc::SYS_unshare, 0), RET_EPERM);
+        assert_eq!(run(libc::SYS_clone3, 0), RET_ENOSYS);
+        let thread = (libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_SIGHAND) as u64;
+        assert_eq!(run(libc::SYS_clone, thread), RET_ALLOW);
+        assert_eq!(run(libc::SYS_clone, libc::SIGCHLD as u64), RET_EPERM);
+        let vfork = (libc::CLONE_VM | libc::CLONE_VFORK) as u64 | libc::SIGCHLD as u64;
+        assert_eq!(run(libc::SYS_clone, vfork), RET_EPERM);
+        assert_eq!(run(libc::SYS_execve, exec), RET_ALLOW);
+        assert_eq!(run(libc::SYS_execve, exec + 8), RET_EPERM);
+        assert_eq!(run(libc::SYS_execve, exec ^ (1 << 33)), RET_EPERM);
+        assert_eq!(run(libc::SYS_kill, 1), RET_ALLOW);
+        assert_eq!(run(libc::SYS_kill, 2), RET_EPERM);
+        assert_eq!(run(libc::SYS_kill, u64::MAX), RET_EPERM, "kill(-1)");
+        assert_eq!(run(libc::SYS_kill, 0), RET_EPERM, "kill(0)");
+        assert_eq!(run(libc::SYS_tgkill, 1), RET_ALLOW);
+        for nr in [
+            libc::SYS_read,
+            libc::SYS_write,
+            libc::SYS_openat,
+            libc::SYS_mmap,
+            libc::SYS_futex,
+        ] {
+            assert_eq!(run(nr, 0), RET_ALLOW, "{nr}");
+        }
+        // Another ABI is killed whatever the call.
+        assert_eq!(eval(&f, 0x4000_0003, libc::SYS_read, 0), RET_KILL);
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(run(0x4000_0000 + libc::SYS_socket, 0), RET_KILL, "x32");
+        // Without a PID namespace, no signal at all.
+        let weak = seccomp_filter(exec, false);
+        assert_eq!(eval(&weak, AUDIT_ARCH, libc::SYS_kill, 1), RET_EPERM);
+        assert_eq!(eval(&weak, AUDIT_ARCH, libc::SYS_kill, 0), RET_EPERM);
     }
 }

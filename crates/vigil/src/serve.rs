@@ -79,15 +79,6 @@ pub async fn serve(mut config: Config) -> Result<()> {
             Err(e) => tracing::error!(error = %e, "Python scripts cannot run"),
         }
     }
-    if config.scripts.python.enabled {
-        // Python workers run in an OS sandbox: its layers are logged, and a host that lacks
-        // a required one refuses to start unless the operator accepts weaker isolation.
-        match vigil_script::sandbox::status(&config.scripts.python) {
-            Ok(_) => {}
-            Err(e) if e.code == "python_sandbox" => anyhow::bail!("{e} (fix [scripts.python])"),
-            Err(e) => tracing::error!(error = %e, "Python scripts cannot run"),
-        }
-    }
 
     let scripts = Arc::new(vigil_script::ScriptSet::new(Arc::new(
         vigil_script::ScriptEngine::new(config.scripts.clone(), vigil_script::Lists::default()),

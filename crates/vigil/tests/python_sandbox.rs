@@ -13,7 +13,7 @@ use common::{Options, Server, client};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-const SECRET: &str = "FAKE-JWT-SECRET-finding6-7c41e2";
+const SECRET: &str = "FAKE-JWT-SECRET-finding6-7c41e2-0123456789abcdef";
 
 const HOSTILE: &str = r#"import sys
 m = sys.modules["__main__"]; m._blocked_prefixes = (); m._blocked_imports = set(); m._stdlib = ("/",)

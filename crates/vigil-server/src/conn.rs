@@ -262,7 +262,10 @@ pub fn raise_fd_limit() -> u64 {
                 }
             }
         }
-        rl.rlim_cur as u64
+        // rlim_t is u64 on Linux, not on every unix.
+        #[allow(clippy::unnecessary_cast)]
+        let soft = rl.rlim_cur as u64;
+        soft
     }
     #[cfg(not(unix))]
     {

@@ -408,7 +408,9 @@ mod tests {
     #[test]
     fn example_config_is_the_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../vigil.example.toml");
-        let c = Config::load(Some(&path), []).unwrap();
+        let mut c = Config::load(Some(&path), []).unwrap();
+        assert_eq!(c.source_file.as_deref(), Some(path.as_path()));
+        c.source_file = None;
         assert_eq!(c, Config::default());
         // And every key is in the example (documented), not just defaulted.
         fn keys(prefix: &str, t: &toml::Table, out: &mut Vec<String>) {

@@ -529,7 +529,7 @@ async fn finding_4_idle_and_trickling_sockets_neither_stay_nor_lock_out_clients(
         .expect("health answered in time")
         .expect("health reachable");
         assert_eq!(r.status(), 200);
-        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
         let r = http
             .get(format!("{url}/api/v1/me"))
             .bearer_auth(&admin)

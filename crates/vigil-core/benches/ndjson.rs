@@ -47,6 +47,17 @@ fn bench(c: &mut Criterion) {
                 }
             })
         });
+        // What parse_batch uses: the same, refusing duplicate keys (issue 22).
+        group.bench_function(format!("{name}_strict_json_only"), |b| {
+            b.iter(|| {
+                for line in black_box(&body)
+                    .split(|c| *c == b'\n')
+                    .filter(|l| !l.is_empty())
+                {
+                    black_box(vigil_core::strict_json::from_slice(line).unwrap());
+                }
+            })
+        });
     }
     group.finish();
 }

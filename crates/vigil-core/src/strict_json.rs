@@ -15,10 +15,7 @@ pub const DUPLICATE_KEY: &str = "duplicate key";
 /// Parses `bytes` as one JSON value, refusing an object with the same key twice.
 pub fn from_slice(bytes: &[u8]) -> Result<Value, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = Strict {
-        path: String::new(),
-    }
-    .deserialize(&mut de)?;
+    let value = Strict { path: None }.deserialize(&mut de)?;
     de.end()?;
     Ok(value)
 }
@@ -31,30 +28,39 @@ pub fn duplicate_key(err: &serde_json::Error) -> Option<String> {
     rest.split_once('`').map(|(k, _)| k.to_string())
 }
 
-struct Strict {
-    path: String,
+/// Where a value sits: its key and its parent's place. Built on the stack as the parser
+/// descends and turned into a string only for an error, so a clean document costs no
+/// allocation for it.
+struct Place<'p> {
+    key: &'p str,
+    parent: Option<&'p Place<'p>>,
 }
 
-impl Strict {
-    fn child(&self, key: &str) -> Strict {
-        Strict {
-            path: if self.path.is_empty() {
-                key.to_string()
-            } else {
-                format!("{}.{key}", self.path)
-            },
+impl Place<'_> {
+    fn path(&self) -> String {
+        let mut keys = vec![self.key];
+        let mut up = self.parent;
+        while let Some(p) = up {
+            keys.push(p.key);
+            up = p.parent;
         }
+        keys.reverse();
+        keys.join(".")
     }
 }
 
-impl<'de> DeserializeSeed<'de> for Strict {
+struct Strict<'p> {
+    path: Option<&'p Place<'p>>,
+}
+
+impl<'de> DeserializeSeed<'de> for Strict<'_> {
     type Value = Value;
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for Strict {
+impl<'de> Visitor<'de> for Strict<'_> {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -88,10 +94,8 @@ impl<'de> Visitor<'de> for Strict {
         self.deserialize(d)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut out = Vec::new();
-        while let Some(v) = seq.next_element_seed(Strict {
-            path: self.path.clone(),
-        })? {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(v) = seq.next_element_seed(Strict { path: self.path })? {
             out.push(v);
         }
         Ok(Value::Array(out))
@@ -99,11 +103,15 @@ impl<'de> Visitor<'de> for Strict {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            let value = map.next_value_seed(self.child(&key))?;
+            let place = Place {
+                key: &key,
+                parent: self.path,
+            };
+            let value = map.next_value_seed(Strict { path: Some(&place) })?;
             if out.contains_key(&key) {
-                let path = self.child(&key).path;
                 return Err(de::Error::custom(format!(
-                    "{DUPLICATE_KEY} `{path}`: each key may appear once in an object"
+                    "{DUPLICATE_KEY} `{}`: each key may appear once in an object",
+                    place.path()
                 )));
             }
             out.insert(key, value);

@@ -57,14 +57,19 @@ pub async fn serve(mut config: Config) -> Result<()> {
         }
     };
 
-    if config.auth.enabled && store.list_api_keys().await?.is_empty() {
-        let (key, record) = vigil_server::generate_api_key("first admin", vigil_core::Role::Admin);
-        store.create_api_key(&record).await?;
-        // Printed to the terminal once, never logged.
-        println!(
-            "vigil: created the first admin API key (shown only this once, store it safely):\n\n    {key}\n"
-        );
-    } else if !config.auth.enabled {
+    // The first admin key is made only once every listener is bound (issue 23): a start
+    // that fails on a busy port must not use up the one time it is printed.
+    let first_key_needed = config.auth.enabled && store.list_api_keys().await?.is_empty();
+    let no_key_yet = |e: anyhow::Error| {
+        if first_key_needed {
+            anyhow::anyhow!(
+                "{e:#}\n(no API key was created: the next start that succeeds prints the first admin key, or make one now with `vigil key create --role admin`)"
+            )
+        } else {
+            e
+        }
+    };
+    if !config.auth.enabled {
         tracing::warn!(
             "auth is DISABLED (auth.enabled = false): anyone who can reach this port can read and write everything"
         );
@@ -338,26 +343,46 @@ pub async fn serve(mut config: Config) -> Result<()> {
     }
     .with_ip_pseudonyms(ip_pseudonyms.clone());
     let log_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let log_sources = start_log_sources(&config, &pipeline, &log_stop).await?;
-    let tls = vigil_server::tls::acceptors(&config.tls).map_err(anyhow::Error::msg)?;
+    let log_sources = start_log_sources(&config, &pipeline, &log_stop)
+        .await
+        .map_err(no_key_yet)?;
+    let tls = vigil_server::tls::acceptors(&config.tls)
+        .map_err(anyhow::Error::msg)
+        .map_err(no_key_yet)?;
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
-        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+        .with_context(|| format!("cannot listen on {}", config.server.listen))
+        .map_err(no_key_yet)?;
     let addr = listener.local_addr()?;
+    let protocol_listener = if config.protocol.enabled {
+        Some(
+            tokio::net::TcpListener::bind(&config.protocol.listen)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot listen on {} ([protocol] listen)",
+                        config.protocol.listen
+                    )
+                })
+                .map_err(no_key_yet)?,
+        )
+    } else {
+        None
+    };
+    if first_key_needed {
+        let (key, record) = vigil_server::generate_api_key("first admin", vigil_core::Role::Admin);
+        store.create_api_key(&record).await?;
+        // Printed to the terminal once, never logged.
+        println!(
+            "vigil: created the first admin API key (shown only this once, store it safely):\n\n    {key}\n"
+        );
+    }
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("vigil: listening on {scheme}://{addr}");
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "vigil serving");
 
     let (proto_stop, proto_rx) = tokio::sync::oneshot::channel::<()>();
-    let protocol = if config.protocol.enabled {
-        let listener = tokio::net::TcpListener::bind(&config.protocol.listen)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot listen on {} ([protocol] listen)",
-                    config.protocol.listen
-                )
-            })?;
+    let protocol = if let Some(listener) = protocol_listener {
         let addr = listener.local_addr()?;
         let over = if tls.is_some() { " (TLS)" } else { "" };
         println!("vigil: file-analysis protocol on {addr}{over}");

@@ -24,7 +24,7 @@ pub mod sandbox;
 mod set;
 
 pub use host::Lists;
-pub use manifest::{Language, Manifest, ManifestError};
+pub use manifest::{Language, Manifest, ManifestError, front_matter_fields};
 pub use memory::{CountingAlloc, accounting_active};
 pub use python::PythonConfig;
 pub use set::{

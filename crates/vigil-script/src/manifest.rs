@@ -162,6 +162,28 @@ impl Manifest {
     }
 }
 
+/// The fields a source's own front matter sets (`//!` lines of Rhai, `#:` lines of
+/// Python), as JSON; `None` when it has none. Only the keys written are present, so a
+/// caller can tell a field left out from one set to its default.
+pub fn front_matter_fields(
+    source: &str,
+    language: Language,
+) -> Result<Option<Map<String, Value>>, ManifestError> {
+    let text = match language {
+        Language::Rhai => leading_lines(source, "//!", "//!"),
+        Language::Python => leading_lines(source, "#", "#:"),
+    };
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let table: toml::Table =
+        toml::from_str(&text).map_err(|e| bad("front matter", e.to_string()))?;
+    match serde_json::to_value(table).map_err(|e| bad("front matter", e.to_string()))? {
+        Value::Object(m) => Ok(Some(m)),
+        _ => Ok(None),
+    }
+}
+
 /// The text after `marker` on the lines at the top of `source` that start with `comment`
 /// (or are blank): the front matter.
 fn leading_lines(source: &str, comment: &str, marker: &str) -> String {

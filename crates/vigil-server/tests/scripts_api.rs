@@ -476,3 +476,94 @@ async fn the_seed_python_example_runs_through_the_api_and_the_pipeline() {
     let f = found.expect("the pipeline ran the Python script on the ingested event");
     assert_eq!(f["summary"], "python says so");
 }
+
+/// Issue 23, bug 2: a shipped script uploaded as `{"name", "source"}` keeps the manifest
+/// written in its source (categories, config); the request and the source may not
+/// disagree; the name may come from either.
+#[tokio::test]
+async fn an_upload_reads_the_manifest_in_the_source() {
+    let h = harness().await;
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/examples/encoded_powershell.rhai"
+    );
+    let source = std::fs::read_to_string(path).unwrap();
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/scripts",
+            Some(&h.admin),
+            json!({"name": "encoded_powershell", "source": source}).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = h
+        .call(
+            "GET",
+            "/api/v1/scripts/encoded_powershell",
+            Some(&h.viewer),
+            "",
+        )
+        .await;
+    let manifest = &r.body["manifest"];
+    assert_eq!(manifest["categories"], json!(["process"]), "{}", r.text);
+    assert!(
+        manifest["config"]["suspicious_words"].is_array(),
+        "{}",
+        r.text
+    );
+    // It runs on the README's event instead of failing for a missing config item.
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/analyze",
+            Some(&h.agent),
+            json!({"event.category": "process", "process.name": "powershell.exe",
+                   "process.command_line": "powershell -enc SQBFAFgA"})
+            .to_string(),
+        )
+        .await;
+    assert_eq!(
+        r.body["results"]["encoded_powershell"]["summary"], "PowerShell with an encoded command",
+        "{}",
+        r.text
+    );
+
+    // A field given in both, differently: refused, naming it.
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/scripts",
+            Some(&h.admin),
+            json!({"name": "encoded_powershell", "source": source, "categories": ["file"]})
+                .to_string(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert_eq!(r.body["error"]["field"], "categories", "{}", r.text);
+    // The name from the source alone.
+    let renamed = source.replace(
+        "name = \"encoded_powershell\"",
+        "name = \"encoded_powershell_2\"",
+    );
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/scripts",
+            Some(&h.admin),
+            json!({"source": renamed}).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["name"], "encoded_powershell_2", "{}", r.text);
+    // No name anywhere.
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/scripts",
+            Some(&h.admin),
+            json!({"source": ENC_PS}).to_string(),
+        )
+        .await;
+    assert_eq!(r.body["error"]["field"], "name", "{}", r.text);
+}

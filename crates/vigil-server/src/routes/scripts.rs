@@ -21,17 +21,13 @@ use vigil_store::{ScriptRecord, Store, StoreError};
 pub struct ScriptBody {
     name: Option<String>,
     source: String,
-    #[serde(default)]
-    description: String,
+    description: Option<String>,
     categories: Option<Vec<String>>,
-    #[serde(default)]
-    config: Map<String, Value>,
+    config: Option<Map<String, Value>>,
     timeout_ms: Option<u64>,
     enabled: Option<bool>,
-    #[serde(default)]
-    agent_tags: Vec<String>,
-    #[serde(default)]
-    language: Language,
+    agent_tags: Option<Vec<String>>,
+    language: Option<Language>,
 }
 
 /// Loads the newest version of every stored script into `set`. A script that no longer
@@ -157,16 +153,69 @@ async fn save(
     )
 }
 
-fn manifest_from(name: String, body: &ScriptBody) -> Manifest {
-    Manifest {
-        name,
-        description: body.description.clone(),
-        categories: body.categories.clone().unwrap_or_else(|| vec!["*".into()]),
-        config: body.config.clone(),
-        timeout_ms: body.timeout_ms,
-        agent_tags: body.agent_tags.clone(),
-        language: body.language,
+/// The manifest of an upload: the body's fields and the source's own front matter (`//!`
+/// lines of Rhai, `#:` lines of Python), so that a shipped script uploads as it is (issue
+/// 23). A field given in both must agree; a field in neither takes its default. `name`
+/// is the URL's on `PUT`, else the body's, else the front matter's.
+fn manifest_from(name: Option<String>, body: &ScriptBody) -> Result<Manifest, AppError> {
+    let language = body.language.unwrap_or_else(|| {
+        let python = vigil_script::front_matter_fields(&body.source, Language::Python)
+            .ok()
+            .flatten()
+            .is_some();
+        if python {
+            Language::Python
+        } else {
+            Language::Rhai
+        }
+    });
+    let mut fields = vigil_script::front_matter_fields(&body.source, language)
+        .map_err(|e| AppError::field("source", format!("the script's manifest: {e}")))?
+        .unwrap_or_default();
+    let given: [(&str, Option<Value>); 6] = [
+        (
+            "name",
+            body.name.clone().or(name.clone()).map(Value::String),
+        ),
+        ("description", body.description.clone().map(Value::String)),
+        ("categories", body.categories.clone().map(|c| json!(c))),
+        ("config", body.config.clone().map(Value::Object)),
+        ("timeout_ms", body.timeout_ms.map(|t| json!(t))),
+        ("agent_tags", body.agent_tags.clone().map(|t| json!(t))),
+    ];
+    for (field, value) in given {
+        let Some(value) = value else { continue };
+        match fields.get(field) {
+            Some(own) if *own != value => {
+                return Err(AppError::field(
+                    field,
+                    format!(
+                        "`{field}` is {value} in the request but {own} in the script's own manifest: send one of them, or make them agree"
+                    ),
+                ));
+            }
+            _ => {
+                fields.insert(field.to_string(), value);
+            }
+        }
     }
+    if let Some(url) = name
+        && fields.get("name").and_then(Value::as_str) != Some(url.as_str())
+    {
+        return Err(AppError::field(
+            "name",
+            "the script's `name` differs from the URL's",
+        ));
+    }
+    if !fields.contains_key("name") {
+        return Err(AppError::field(
+            "name",
+            "`name` is required: in the body, or as `name = \"...\"` in the script's manifest",
+        ));
+    }
+    fields.insert("language".into(), json!(language));
+    serde_json::from_value(Value::Object(fields))
+        .map_err(|e| AppError::field("source", format!("the script's manifest: {e}")))
 }
 
 /// `POST /api/v1/scripts`: a new script (version 1).
@@ -175,17 +224,14 @@ pub async fn create_script(
     body: Result<Json<ScriptBody>, JsonRejection>,
 ) -> Result<Response, AppError> {
     let Json(body) = body.map_err(|e| AppError::from_json(e, state.config.max_bulk_bytes))?;
-    let name = body
-        .name
-        .clone()
-        .ok_or_else(|| AppError::field("name", "`name` is required"))?;
+    let manifest = manifest_from(None, &body)?;
+    let name = manifest.name.clone();
     if !versions_of(state.store.as_ref(), &name).await?.is_empty() {
         return Err(AppError::bad(
             "conflict",
             format!("script `{name}` exists already: PUT /api/v1/scripts/{name} adds a version"),
         ));
     }
-    let manifest = manifest_from(name, &body);
     let saved = save(
         &state,
         manifest,
@@ -217,7 +263,7 @@ pub async fn update_script(
         ))
     })?;
     let enabled = body.enabled.unwrap_or(last.enabled);
-    let manifest = manifest_from(name, &body);
+    let manifest = manifest_from(Some(name), &body)?;
     Ok(Json(
         save(&state, manifest, body.source, last.version + 1, enabled).await?,
     ))
@@ -496,8 +542,15 @@ pub async fn trial_script(
     let event: Arc<Event> = Arc::new(
         vigil_core::ndjson::parse_event(&raw, chrono::Utc::now()).map_err(AppError::from)?,
     );
-    let name = body.script.name.clone().unwrap_or_else(|| "trial".into());
-    let manifest = manifest_from(name, &body.script);
+    // A trial needs no name: `trial` when neither the body nor the source gives one.
+    let manifest = match manifest_from(None, &body.script) {
+        Err(AppError::BadRequest { field: Some(f), .. })
+            if f == "name" && body.script.name.is_none() =>
+        {
+            manifest_from(Some("trial".into()), &body.script)?
+        }
+        other => other?,
+    };
     let limits = state.scripts.engine().limits();
     manifest
         .validate(limits.max_timeout_ms)

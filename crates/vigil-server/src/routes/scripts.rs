@@ -177,7 +177,14 @@ fn manifest_from(name: Option<String>, body: &ScriptBody) -> Result<Manifest, Ap
             "name",
             body.name.clone().or(name.clone()).map(Value::String),
         ),
-        ("description", body.description.clone().map(Value::String)),
+        // An empty description (what a form sends when left blank) is not given.
+        (
+            "description",
+            body.description
+                .clone()
+                .filter(|d| !d.is_empty())
+                .map(Value::String),
+        ),
         ("categories", body.categories.clone().map(|c| json!(c))),
         ("config", body.config.clone().map(Value::Object)),
         ("timeout_ms", body.timeout_ms.map(|t| json!(t))),

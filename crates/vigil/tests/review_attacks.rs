@@ -15,7 +15,7 @@
 
 mod common;
 
-use common::{Options, Server, client, protocol_reply};
+use common::{Options, Server, client, create_key, protocol_reply};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,14 +23,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Resident memory of a process, in KiB.
+/// Resident memory of the server, in KiB.
 fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
+    common::rss_kib(pid).expect("the server is running")
 }
 
 fn host_port(url: &str) -> String {
@@ -76,20 +71,6 @@ async fn closed_within(s: &mut TcpStream, wait: Duration) -> bool {
             Err(_) => return false,
         }
     }
-}
-
-async fn create_key(url: &str, admin: &str, name: &str, role: &str) -> String {
-    let r: Value = client()
-        .post(format!("{url}/api/v1/keys"))
-        .bearer_auth(admin)
-        .json(&json!({"name": name, "role": role}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r["key"].as_str().expect("a key").to_string()
 }
 
 async fn post_event(url: &str, key: &str, event: &Value) -> u16 {

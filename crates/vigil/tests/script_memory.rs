@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{Options, Server, client};
+use common::{Options, Server, client, rss_kib};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,15 +27,6 @@ const ATTACK: &str = r#"fn analyze(event, config) {
 const ANALYSES: usize = 32;
 /// Runs triggered through ingest (the pipeline's workers run the scripts).
 const EVENTS: usize = 16;
-
-/// Resident memory of a process, in KiB.
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
 
 struct Outcome {
     before_kib: u64,

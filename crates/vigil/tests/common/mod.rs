@@ -261,3 +261,27 @@ pub async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> serde_j
         .await
         .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
 }
+
+/// Resident memory of a process, in KiB (`None` once it has exited).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// A new API key of `role` made with the admin key (panics on failure).
+pub async fn create_key(url: &str, admin: &str, name: &str, role: &str) -> String {
+    let r: serde_json::Value = client()
+        .post(format!("{url}/api/v1/keys"))
+        .bearer_auth(admin)
+        .json(&serde_json::json!({"name": name, "role": role}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["key"].as_str().expect("a key").to_string()
+}

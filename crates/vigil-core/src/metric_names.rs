@@ -32,6 +32,9 @@ pub const RETENTION_DELETED: &str = "vigil_retention_deleted_total";
 /// Counter: log lines ingested from log sources, by `source` (`file`, `syslog_udp`,
 /// `syslog_tcp`).
 pub const LOG_LINES: &str = "vigil_log_lines_total";
+/// Counter: log lines longer than what is kept, stored cut and marked `log.truncated`, by
+/// `source` (`file`, `syslog_udp`, `syslog_tcp`).
+pub const LOG_TRUNCATED: &str = "vigil_log_lines_truncated_total";
 /// Counter: syslog datagrams dropped because the pipeline was full, by `source`.
 pub const LOG_DROPPED: &str = "vigil_log_lines_dropped_total";
 /// Log sessions closed by the log analyzer, by `verdict` (`normal`, `anomalous`,

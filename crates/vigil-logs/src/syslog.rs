@@ -263,7 +263,17 @@ impl Syslog {
             "message": self.message,
             "log": log,
         });
-        let original = String::from_utf8_lossy(original);
+        // The frame's own line ending is not part of the message (issue 23: newline-framed
+        // TCP kept it in `event.original`).
+        let end = original
+            .iter()
+            .rposition(|b| !matches!(b, b'\n' | b'\r' | b'\0'))
+            .map_or(0, |i| i + 1);
+        let original = String::from_utf8_lossy(&original[..end]);
+        // Longer than what is kept: marked like a followed file's long line.
+        if original.len() > MAX_MESSAGE {
+            doc["log"]["truncated"] = json!(true);
+        }
         doc["event"]["original"] = json!(cut(&original, MAX_MESSAGE));
         if let Some(h) = &self.hostname {
             doc["host"] = json!({"hostname": h, "name": h});
@@ -367,6 +377,17 @@ mod tests {
         assert_eq!(parse(b"<999>hello").priority, None);
         let long = vec![b'a'; MAX_MESSAGE * 2];
         assert_eq!(parse(&long).message.len(), MAX_MESSAGE);
+        // Issue 23: a cut message is marked, and a frame's line ending is not kept.
+        let doc = parse(&long).to_ecs(&long, None);
+        assert_eq!(doc["log"]["truncated"], true);
+        assert_eq!(
+            doc["event"]["original"].as_str().unwrap().len(),
+            MAX_MESSAGE
+        );
+        let line = b"<13>Dec  7 10:00:00 h app: hi\r\n";
+        let doc = parse(line).to_ecs(line, None);
+        assert_eq!(doc["event"]["original"], "<13>Dec  7 10:00:00 h app: hi");
+        assert!(doc["log"].get("truncated").is_none());
         let multibyte = "é".repeat(MAX_MESSAGE);
         assert!(parse(multibyte.as_bytes()).message.len() <= MAX_MESSAGE);
     }

@@ -81,6 +81,7 @@ fn file_event(line: &Line) -> serde_json::Value {
     });
     if line.truncated {
         doc["log"]["truncated"] = json!(true);
+        metrics::counter!(vigil_core::metric_names::LOG_TRUNCATED, "source" => "file").increment(1);
     }
     doc
 }
@@ -165,9 +166,17 @@ pub fn spawn_file_source(
     })
 }
 
-fn syslog_event(bytes: &[u8], peer: Option<std::net::IpAddr>) -> Option<Event> {
+fn syslog_event(
+    bytes: &[u8],
+    peer: Option<std::net::IpAddr>,
+    source: &'static str,
+) -> Option<Event> {
     let message = vigil_logs::syslog::parse(bytes);
-    Event::from_input(message.to_ecs(bytes, peer), chrono::Utc::now())
+    let doc = message.to_ecs(bytes, peer);
+    if doc["log"]["truncated"] == true {
+        metrics::counter!(vigil_core::metric_names::LOG_TRUNCATED, "source" => source).increment(1);
+    }
+    Event::from_input(doc, chrono::Utc::now())
         .map_err(|e| tracing::warn!(error = %e, "a syslog message could not become an event"))
         .ok()
 }
@@ -192,7 +201,7 @@ pub fn spawn_syslog_udp(
             };
             let received = tokio::time::timeout(wait, socket.recv_from(&mut buf)).await;
             if let Ok(Ok((n, peer))) = received
-                && let Some(e) = syslog_event(&buf[..n], Some(peer.ip()))
+                && let Some(e) = syslog_event(&buf[..n], Some(peer.ip()), "syslog_udp")
             {
                 if batch.is_empty() {
                     oldest = tokio::time::Instant::now();
@@ -250,7 +259,7 @@ async fn syslog_connection(
             Ok(false) | Err(_) => break,
         }
         slot.touch();
-        if let Some(e) = syslog_event(&frame, peer) {
+        if let Some(e) = syslog_event(&frame, peer, "syslog_tcp") {
             batch.push(e);
         }
         let more_buffered = !reader.buffer().is_empty();

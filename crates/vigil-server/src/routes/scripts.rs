@@ -158,18 +158,16 @@ async fn save(
 /// 23). A field given in both must agree; a field in neither takes its default. `name`
 /// is the URL's on `PUT`, else the body's, else the front matter's.
 fn manifest_from(name: Option<String>, body: &ScriptBody) -> Result<Manifest, AppError> {
-    let language = body.language.unwrap_or_else(|| {
-        let python = vigil_script::front_matter_fields(&body.source, Language::Python)
-            .ok()
-            .flatten()
-            .is_some();
-        if python {
-            Language::Python
-        } else {
-            Language::Rhai
-        }
-    });
-    let mut fields = vigil_script::front_matter_fields(&body.source, language)
+    let parse = |language| vigil_script::front_matter_fields(&body.source, language);
+    // Without a `language`, `#:` lines make it Python (read once), anything else Rhai.
+    let (language, fields) = match body.language {
+        Some(language) => (language, parse(language)),
+        None => match parse(Language::Python) {
+            Ok(Some(fields)) => (Language::Python, Ok(Some(fields))),
+            _ => (Language::Rhai, parse(Language::Rhai)),
+        },
+    };
+    let mut fields = fields
         .map_err(|e| AppError::field("source", format!("the script's manifest: {e}")))?
         .unwrap_or_default();
     let given: [(&str, Option<Value>); 6] = [
